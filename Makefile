@@ -1,0 +1,28 @@
+# The README's two commands are `make demo` (the main job) and `make test` (the test suite).
+# Both install what they need first (scripts/install.sh is idempotent: seconds on a second run).
+VENV := .venv/bin
+STACK ?= both
+
+.PHONY: install install-test demo test test-fast lint bench
+
+install:
+	scripts/install.sh
+
+install-test:
+	scripts/install.sh --test
+
+demo: install
+	$(VENV)/aiida-perovskite setup
+	$(VENV)/aiida-perovskite demo
+
+test: install-test
+	scripts/run-tests.sh $(STACK)
+
+test-fast: install-test
+	PEROVSKITE_TEST_STACK=embedded $(VENV)/pytest -m "not slow" -x -q
+
+lint: install
+	$(VENV)/ruff check . && $(VENV)/ruff format --check .
+
+bench: install
+	$(VENV)/python bench/run_all.py

@@ -1,0 +1,176 @@
+"""Labeled DeePMD training data as one AiiDA node.
+
+Each system (frames with one atom count and ordering) is stored in the node's repository in the standard
+DeePMD-kit ``deepmd/npy`` layout, ``<system>/type.raw``, ``<system>/type_map.raw`` and
+``<system>/set.000/{box,coord,energy,force[,virial]}.npy``, so that the repository can be handed to ``dp``
+as it is. All systems share the node's ``type_map``: atom type ``t`` is element ``type_map[t]``.
+
+Units are DeePMD's: coordinates and cells in Å, energies in eV, forces in eV/Å, virials in eV.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+from collections.abc import Iterable, Sequence
+
+from aiida.orm import Data
+
+from aiida_perovskite.analysis.frames import FrameValidationError, LabeledFrames, validate_type_map
+
+__all__ = ("TrainingSetData", "TrainingSetValidationError")
+
+EXPORT_FORMATS = ("deepmd/npy", "deepmd/hdf5", "extxyz")
+
+
+class TrainingSetValidationError(ValueError):
+    """Raised when frames cannot form a valid training set; nothing is stored."""
+
+
+class TrainingSetData(Data):
+    """One or more DeePMD systems of labeled frames (energy, forces, optional virial)."""
+
+    def __init__(self, systems: Sequence[LabeledFrames], type_map: Sequence[str] | None = None, **kwargs):
+        """Validate ``systems`` against one ``type_map`` and write them to the repository.
+
+        :param systems: frame blocks; each one's ``atom_types`` index into ``type_map``.
+        :param type_map: element of each atom type; defaults to the type_map of the first system.
+        :raises TrainingSetValidationError: on an empty set, inconsistent shapes, non-finite numbers or an
+            unknown element. The node is then not created.
+        """
+        super().__init__(**kwargs)
+        systems = list(systems)
+        if not systems:
+            raise TrainingSetValidationError(
+                "a training set needs at least one system with at least one frame"
+            )
+        type_map = list(type_map if type_map is not None else systems[0].type_map)
+        try:
+            validate_type_map(type_map)
+            for index, system in enumerate(systems):
+                system.validate(type_map, label=f"system {index} ({system.formula(type_map)})")
+        except FrameValidationError as exc:
+            raise TrainingSetValidationError(str(exc)) from exc
+
+        names = _unique_names([system.formula(type_map) for system in systems])
+        with tempfile.TemporaryDirectory() as tmp:
+            root = pathlib.Path(tmp)
+            for name, system in zip(names, systems):
+                system.write_deepmd_npy(root / name, type_map)
+            self.base.repository.put_object_from_tree(str(root))
+
+        self.base.attributes.set("type_map", type_map)
+        self.base.attributes.set(
+            "systems",
+            [
+                {
+                    "name": name,
+                    "formula": system.formula(type_map),
+                    "natoms": system.natoms,
+                    "nframes": system.nframes,
+                    "has_virial": system.virials is not None,
+                }
+                for name, system in zip(names, systems)
+            ],
+        )
+        self.base.attributes.set("nframes", int(sum(system.nframes for system in systems)))
+
+    @classmethod
+    def from_dpdata(cls, systems, type_map: Sequence[str] | None = None, **kwargs) -> TrainingSetData:
+        """Build from a ``dpdata.LabeledSystem``, a ``dpdata.MultiSystems`` or an iterable of LabeledSystems."""
+        import dpdata
+
+        if isinstance(systems, dpdata.LabeledSystem):
+            systems = [systems]
+        elif isinstance(systems, dpdata.MultiSystems):
+            systems = list(systems.systems.values())
+        frames = [LabeledFrames.from_dpdata(system) for system in systems]
+        if type_map is None:
+            type_map = _union_type_map(frame.type_map for frame in frames)
+        return cls([frame.remap(type_map) for frame in frames], type_map=type_map, **kwargs)
+
+    @classmethod
+    def from_deepmd_npy(cls, *paths: str | pathlib.Path, **kwargs) -> TrainingSetData:
+        """Build from DeePMD system folders (``type.raw``, ``type_map.raw``, ``set.*/``)."""
+        import dpdata
+
+        return cls.from_dpdata(
+            [dpdata.LabeledSystem(str(path), fmt="deepmd/npy") for path in paths], **kwargs
+        )
+
+    @property
+    def type_map(self) -> list[str]:
+        return list(self.base.attributes.get("type_map"))
+
+    @property
+    def system_names(self) -> list[str]:
+        return [system["name"] for system in self.base.attributes.get("systems")]
+
+    @property
+    def nframes(self) -> int:
+        return int(self.base.attributes.get("nframes"))
+
+    def get_frames(self, name: str) -> LabeledFrames:
+        """Read one stored system back as arrays."""
+        if name not in self.system_names:
+            raise KeyError(f"no system {name!r} in this training set; it has {self.system_names}")
+        with tempfile.TemporaryDirectory() as tmp:
+            self.base.repository.copy_tree(tmp, name)
+            return LabeledFrames.read_deepmd_npy(pathlib.Path(tmp), self.type_map)
+
+    def iter_frames(self) -> Iterable[tuple[str, LabeledFrames]]:
+        for name in self.system_names:
+            yield name, self.get_frames(name)
+
+    def to_dpdata(self):
+        """Return the data as a ``dpdata.MultiSystems`` (one LabeledSystem per stored system)."""
+        import dpdata
+
+        multi = dpdata.MultiSystems(type_map=self.type_map)
+        for _, frames in self.iter_frames():
+            multi.append(frames.to_dpdata(self.type_map))
+        return multi
+
+    def write_deepmd_npy(self, path: str | pathlib.Path) -> list[pathlib.Path]:
+        """Copy the stored DeePMD folders below ``path``; return the system folders (input for ``dp``)."""
+        path = pathlib.Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.base.repository.copy_tree(path)
+        return [path / name for name in self.system_names]
+
+    def export(self, path: str | pathlib.Path, fmt: str = "deepmd/npy") -> pathlib.Path:
+        """Write the data to ``path`` in ``deepmd/npy`` (a folder per system), ``deepmd/hdf5`` or ``extxyz``."""
+        path = pathlib.Path(path)
+        if fmt == "deepmd/npy":
+            self.write_deepmd_npy(path)
+        elif fmt == "deepmd/hdf5":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.to_dpdata().to("deepmd/hdf5", str(path))
+        elif fmt == "extxyz":
+            from ase.io import write
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atoms = [a for _, frames in self.iter_frames() for a in frames.to_ase(self.type_map)]
+            write(str(path), atoms, format="extxyz")
+        else:
+            raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+        return path
+
+
+def _union_type_map(type_maps: Iterable[Sequence[str]]) -> list[str]:
+    """Elements of all type maps, in order of first appearance."""
+    union: list[str] = []
+    for type_map in type_maps:
+        union.extend(element for element in type_map if element not in union)
+    return union
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    """Make system names unique by suffixing repeats (two systems can share a formula)."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0)
+        unique.append(name if count == 0 else f"{name}.{count}")
+        seen[name] = count + 1
+    return unique

@@ -1,0 +1,227 @@
+"""Create, if missing, the AiiDA profile, computer and codes that the project runs on.
+
+Everything is described by the YAML files in the repository's ``profiles/`` folder; each step is idempotent
+so that ``aiida-perovskite setup`` can be run before every job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+__all__ = (
+    "PROFILES_DIR",
+    "CodeSpec",
+    "SetupError",
+    "ensure_codes",
+    "ensure_computer",
+    "ensure_daemon",
+    "ensure_profile",
+    "find_executable",
+    "load_yaml",
+    "put_venv_on_path",
+)
+
+PROFILES_DIR = pathlib.Path(__file__).resolve().parent.parent / "profiles"
+
+Report = Callable[[str], None]
+
+
+class SetupError(RuntimeError):
+    """A setup step cannot be done; the message says how to fix it."""
+
+
+def load_yaml(path: str | pathlib.Path) -> dict[str, Any]:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise SetupError(
+            f"{path} does not exist: run from a clone of the aiida-perovskite repository or pass --config FILE"
+        )
+    with path.open() as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def ensure_profile(spec: dict[str, Any], email: str, report: Report = print):
+    """Load the profile named in ``spec``, creating it first if it does not exist; return it."""
+    from aiida import load_profile
+    from aiida.manage.configuration import create_profile, get_config
+
+    config = get_config(create=True)
+    name = spec["profile"]
+    if name in config.profile_names:
+        report(f"profile {name!r} exists")
+    else:
+        storage_config = dict(spec["storage"].get("config") or {})
+        if spec["storage"]["backend"] == "core.sqlite_dos":
+            storage_config.setdefault("filepath", str(pathlib.Path(config.dirpath) / "storage" / name))
+        elif spec["storage"]["backend"] == "core.psql_dos":
+            repository = pathlib.Path(config.dirpath) / "repository" / name
+            storage_config.setdefault("repository_uri", repository.as_uri())
+        create_profile(
+            config,
+            name=name,
+            email=email,
+            storage_backend=spec["storage"]["backend"],
+            storage_config=storage_config,
+            broker_backend=spec["broker"]["backend"],
+            broker_config=spec["broker"].get("config") or None,
+        )
+        report(f"created profile {name!r} ({spec['storage']['backend']} + {spec['broker']['backend']})")
+    if config.default_profile_name != name and (
+        config.default_profile_name is None or spec.get("make_default", True)
+    ):
+        config.set_default_profile(name, overwrite=True)
+        report(f"profile {name!r} is now the default profile")
+    config.store()
+    return load_profile(name, allow_switch=True)
+
+
+def ensure_computer(spec: dict[str, Any], report: Report = print):
+    """Return the computer described by ``spec``, creating and configuring it if it is missing."""
+    from aiida.common.exceptions import NotExistent
+    from aiida.manage.configuration import get_config
+    from aiida.orm import Computer, User
+
+    label = spec["label"]
+    try:
+        computer = Computer.collection.get(label=label)
+        report(f"computer {label!r} exists")
+    except NotExistent:
+        work_dir = spec["work_dir"].format(aiida_path=get_config().dirpath)
+        computer = Computer(
+            label=label,
+            hostname=spec["hostname"],
+            description=spec.get("description", ""),
+            transport_type=spec["transport"],
+            scheduler_type=spec["scheduler"],
+            workdir=work_dir,
+        ).store()
+        computer.set_mpirun_command(spec.get("mpirun_command", "mpirun -np {tot_num_mpiprocs}").split())
+        computer.set_default_mpiprocs_per_machine(spec.get("default_mpiprocs_per_machine", 1))
+        computer.set_use_double_quotes(spec.get("use_double_quotes", False))
+        report(f"created computer {label!r} (work dir {work_dir})")
+    if not computer.is_user_configured(User.collection.get_default()):
+        computer.configure(safe_interval=0.0)
+        report(f"configured computer {label!r} for the default user")
+    return computer
+
+
+@dataclasses.dataclass
+class CodeSpec:
+    label: str
+    executable: str
+    description: str = ""
+    version_command: list[str] = dataclasses.field(default_factory=list)
+    default_calc_job_plugin: str | None = None
+    install_hint: str = ""
+    prepend_text: str = ""
+
+    @classmethod
+    def from_yaml(cls, path: str | pathlib.Path) -> list[CodeSpec]:
+        return [cls(label=label, **fields) for label, fields in load_yaml(path).items()]
+
+
+def find_executable(spec: CodeSpec) -> pathlib.Path:
+    """Absolute path of the executable: beside the running Python first (the venv), then on PATH."""
+    beside_python = pathlib.Path(sys.executable).parent / spec.executable
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return beside_python
+    found = shutil.which(spec.executable)
+    if found is None:
+        raise SetupError(
+            f"executable {spec.executable!r} for code {spec.label!r} not found: {spec.install_hint}"
+        )
+    return pathlib.Path(found).resolve()
+
+
+def check_executable(path: pathlib.Path, spec: CodeSpec, timeout: float = 120) -> str:
+    """Run the version command; return its first line, or raise if the executable does not start."""
+    try:
+        result = subprocess.run(
+            [str(path), *spec.version_command], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SetupError(f"{path} does not start ({exc}): {spec.install_hint}") from exc
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise SetupError(
+            f"{path} {' '.join(spec.version_command)} failed with exit code {result.returncode}: "
+            f"{output[-500:]}\n{spec.install_hint}"
+        )
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def ensure_codes(computer, specs: list[CodeSpec], report: Report = print) -> dict[str, Any]:
+    """Register each code on ``computer`` unless an identical one exists; return them by label.
+
+    A code whose executable no longer exists (an old clone) is hidden and relabelled so the label can be
+    reused; a code pointing at another existing executable is kept and reported.
+    """
+    from aiida.orm import InstalledCode
+
+    codes = {}
+    for spec in specs:
+        executable = find_executable(spec)
+        existing = next(
+            (
+                code
+                for code in InstalledCode.collection.find(filters={"label": spec.label})
+                if code.computer.pk == computer.pk
+            ),
+            None,
+        )
+        if existing is not None:
+            old = pathlib.Path(str(existing.filepath_executable))
+            if old == executable or old.exists():
+                if old != executable:
+                    report(f"code {existing.full_label} kept: it points at {old}, not {executable}")
+                else:
+                    report(f"code {existing.full_label} exists")
+                codes[spec.label] = existing
+                continue
+            existing.label = f"{spec.label}-stale-{existing.pk}"
+            existing.is_hidden = True
+            report(f"code {spec.label}@{computer.label} pointed at missing {old}: hidden as {existing.label}")
+        version = check_executable(executable, spec)
+        code = InstalledCode(
+            label=spec.label,
+            computer=computer,
+            filepath_executable=str(executable),
+            description=spec.description,
+            default_calc_job_plugin=spec.default_calc_job_plugin,
+            prepend_text=spec.prepend_text,
+        ).store()
+        report(f"created code {code.full_label} -> {executable} ({version})")
+        codes[spec.label] = code
+    return codes
+
+
+def put_venv_on_path() -> None:
+    """Make the executables beside the running Python (``verdi`` for the daemon) findable on PATH.
+
+    aiida-core looks ``verdi`` up when it is first imported, so call this before importing it.
+    """
+    venv_bin = str(pathlib.Path(sys.executable).parent)
+    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
+
+
+def ensure_daemon(profile, workers: int, report: Report = print) -> None:
+    """Start the daemon of ``profile`` with ``workers`` workers unless it runs already."""
+    from aiida.engine.daemon.client import get_daemon_client
+
+    client = get_daemon_client(profile.name)
+    if client.is_daemon_running:
+        report(f"daemon of {profile.name!r} is running")
+        return
+    client.start_daemon(number_workers=workers)
+    report(f"started the daemon of {profile.name!r} with {workers} worker(s)")
