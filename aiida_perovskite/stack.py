@@ -75,9 +75,7 @@ def ensure_profile(spec: dict[str, Any], email: str, report: Report = print):
             broker_config=spec["broker"].get("config") or None,
         )
         report(f"created profile {name!r} ({spec['storage']['backend']} + {spec['broker']['backend']})")
-    if config.default_profile_name != name and (
-        config.default_profile_name is None or spec.get("make_default", True)
-    ):
+    if config.default_profile_name != name and (config.default_profile_name is None or spec.get("make_default", True)):
         config.set_default_profile(name, overwrite=True)
         report(f"profile {name!r} is now the default profile")
     config.store()
@@ -136,9 +134,7 @@ def find_executable(spec: CodeSpec) -> pathlib.Path:
         return beside_python
     found = shutil.which(spec.executable)
     if found is None:
-        raise SetupError(
-            f"executable {spec.executable!r} for code {spec.label!r} not found: {spec.install_hint}"
-        )
+        raise SetupError(f"executable {spec.executable!r} for code {spec.label!r} not found: {spec.install_hint}")
     return pathlib.Path(found).resolve()
 
 

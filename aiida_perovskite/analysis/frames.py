@@ -25,9 +25,7 @@ class FrameValidationError(ValueError):
 def validate_type_map(type_map: Sequence[str]) -> None:
     """Check that ``type_map`` lists distinct, real chemical elements."""
     if not type_map:
-        raise FrameValidationError(
-            "the type_map is empty; give the element of each atom type, e.g. ['Ba', 'Ti', 'O']"
-        )
+        raise FrameValidationError("the type_map is empty; give the element of each atom type, e.g. ['Ba', 'Ti', 'O']")
     unknown = [element for element in type_map if element not in KNOWN_ELEMENTS]
     if unknown:
         raise FrameValidationError(
@@ -65,7 +63,7 @@ class LabeledFrames:
         """Element counts in type_map order, e.g. ``Ba8Ti8O24``; elements with no atom are left out."""
         type_map = self.type_map if type_map is None else type_map
         counts = np.bincount(np.asarray(self.atom_types, dtype=int), minlength=len(type_map))
-        return "".join(f"{element}{count}" for element, count in zip(type_map, counts) if count)
+        return "".join(f"{element}{count}" for element, count in zip(type_map, counts, strict=True) if count)
 
     def validate(self, type_map: Sequence[str] | None = None, label: str = "frames") -> None:
         """Raise :class:`FrameValidationError` naming the first inconsistency found."""
@@ -73,9 +71,7 @@ class LabeledFrames:
         validate_type_map(type_map)
         types = np.asarray(self.atom_types)
         if types.ndim != 1 or types.size == 0:
-            raise FrameValidationError(
-                f"{label}: atom_types must be a non-empty 1-d array, got shape {types.shape}"
-            )
+            raise FrameValidationError(f"{label}: atom_types must be a non-empty 1-d array, got shape {types.shape}")
         if not np.issubdtype(types.dtype, np.integer) or types.min() < 0 or types.max() >= len(type_map):
             raise FrameValidationError(
                 f"{label}: atom types must be integers in [0, {len(type_map) - 1}] to index type_map {type_map}"
@@ -102,15 +98,11 @@ class LabeledFrames:
             bad = ~np.isfinite(array)
             if bad.any():
                 frame = int(np.argwhere(bad)[0][0])
-                raise FrameValidationError(
-                    f"{label}: {name} contains NaN or infinite values (first in frame {frame})"
-                )
+                raise FrameValidationError(f"{label}: {name} contains NaN or infinite values (first in frame {frame})")
         volumes = np.abs(np.linalg.det(np.asarray(self.cells)))
         if (volumes < 1e-6).any():
             frame = int(np.argmax(volumes < 1e-6))
-            raise FrameValidationError(
-                f"{label}: cell of frame {frame} has zero volume; give three cell vectors in Å"
-            )
+            raise FrameValidationError(f"{label}: cell of frame {frame} has zero volume; give three cell vectors in Å")
 
     def remap(self, type_map: Sequence[str]) -> LabeledFrames:
         """Return the same frames with atom types indexing ``type_map`` (which must hold every element used)."""
@@ -179,7 +171,5 @@ class LabeledFrames:
     def read_deepmd_npy(cls, path: pathlib.Path, type_map: Sequence[str] | None = None) -> LabeledFrames:
         import dpdata
 
-        system = dpdata.LabeledSystem(
-            str(path), fmt="deepmd/npy", type_map=list(type_map) if type_map else None
-        )
+        system = dpdata.LabeledSystem(str(path), fmt="deepmd/npy", type_map=list(type_map) if type_map else None)
         return cls.from_dpdata(system)

@@ -50,18 +50,12 @@ def inspect_model_file(path: str | pathlib.Path) -> dict[str, Any]:
 def _inspect_pytorch(path: pathlib.Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as archive:
-            pickles = [
-                name for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1
-            ]
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1]
             if not pickles:
-                raise ModelFileError(
-                    f"{path.name}: not a TorchScript archive (no data.pkl): is it a frozen model?"
-                )
+                raise ModelFileError(f"{path.name}: not a TorchScript archive (no data.pkl): is it a frozen model?")
             payload = archive.read(pickles[0])
     except zipfile.BadZipFile as exc:
-        raise ModelFileError(
-            f"{path.name}: not a frozen PyTorch model (broken or not a zip archive)"
-        ) from exc
+        raise ModelFileError(f"{path.name}: not a frozen PyTorch model (broken or not a zip archive)") from exc
 
     script = _pickled_string_after(payload, b"model_def_script")
     if script is None:
@@ -102,15 +96,11 @@ def _inspect_tensorflow(path: pathlib.Path) -> dict[str, Any]:
         raise ModelFileError(f"{path.name}: GraphDef without model_attr/tmap: not a frozen DeePMD model")
     info: dict[str, Any] = {"type_map": type_map.split(), "descriptor": None, "rcut": None}
     if "train_attr/training_script" in constants:
-        info.update(
-            _summarise_definition(json.loads(constants["train_attr/training_script"]).get("model", {}))
-        )
+        info.update(_summarise_definition(json.loads(constants["train_attr/training_script"]).get("model", {})))
         info["type_map"] = type_map.split()
     if "descrpt_attr/rcut" in constants:
         info["rcut"] = constants["descrpt_attr/rcut"]
-    info["compressed"] = any(
-        name.startswith("filter_type_all/TabulateFusion") for name in constants["__ops__"]
-    )
+    info["compressed"] = any(name.startswith("filter_type_all/TabulateFusion") for name in constants["__ops__"])
     return info
 
 

@@ -48,9 +48,7 @@ class DeepPotentialData(SinglefileData):
                 raise ValueError(f"{key}={value!r} was given but the model file {path.name} says {found!r}")
             info[key] = value
         if not info.get("type_map"):
-            raise ValueError(
-                f"the type_map of {path.name} could not be read from the file: pass type_map=[...]"
-            )
+            raise ValueError(f"the type_map of {path.name} could not be read from the file: pass type_map=[...]")
         try:
             validate_type_map(info["type_map"])
         except FrameValidationError as exc:
@@ -61,9 +59,7 @@ class DeepPotentialData(SinglefileData):
         self.base.attributes.set("type_map", list(info["type_map"]))
         self.base.attributes.set("descriptor", info.get("descriptor"))
         self.base.attributes.set("rcut", info.get("rcut"))
-        self.base.attributes.set(
-            "compressed", bool(compressed if compressed is not None else info["compressed"])
-        )
+        self.base.attributes.set("compressed", bool(compressed if compressed is not None else info["compressed"]))
         self.base.attributes.set("sha256", hashlib.sha256(path.read_bytes()).hexdigest())
         if metrics:
             self.base.attributes.set("metrics", dict(metrics))

@@ -41,9 +41,7 @@ class TrainingSetData(Data):
         super().__init__(**kwargs)
         systems = list(systems)
         if not systems:
-            raise TrainingSetValidationError(
-                "a training set needs at least one system with at least one frame"
-            )
+            raise TrainingSetValidationError("a training set needs at least one system with at least one frame")
         type_map = list(type_map if type_map is not None else systems[0].type_map)
         try:
             validate_type_map(type_map)
@@ -55,7 +53,7 @@ class TrainingSetData(Data):
         names = _unique_names([system.formula(type_map) for system in systems])
         with tempfile.TemporaryDirectory() as tmp:
             root = pathlib.Path(tmp)
-            for name, system in zip(names, systems):
+            for name, system in zip(names, systems, strict=True):
                 system.write_deepmd_npy(root / name, type_map)
             self.base.repository.put_object_from_tree(str(root))
 
@@ -70,7 +68,7 @@ class TrainingSetData(Data):
                     "nframes": system.nframes,
                     "has_virial": system.virials is not None,
                 }
-                for name, system in zip(names, systems)
+                for name, system in zip(names, systems, strict=True)
             ],
         )
         self.base.attributes.set("nframes", int(sum(system.nframes for system in systems)))
@@ -94,9 +92,7 @@ class TrainingSetData(Data):
         """Build from DeePMD system folders (``type.raw``, ``type_map.raw``, ``set.*/``)."""
         import dpdata
 
-        return cls.from_dpdata(
-            [dpdata.LabeledSystem(str(path), fmt="deepmd/npy") for path in paths], **kwargs
-        )
+        return cls.from_dpdata([dpdata.LabeledSystem(str(path), fmt="deepmd/npy") for path in paths], **kwargs)
 
     @property
     def type_map(self) -> list[str]:
