@@ -111,6 +111,8 @@ class LabeledFrames:
         missing = [element for element in used if element not in type_map]
         if missing:
             raise FrameValidationError(f"element(s) {missing} of the frames are not in type_map {type_map}")
+        if type_map == self.type_map:
+            return self
         lookup = np.array([type_map.index(e) if e in type_map else -1 for e in self.type_map], dtype=int)
         return dataclasses.replace(self, type_map=type_map, atom_types=lookup[np.asarray(self.atom_types)])
 

@@ -100,7 +100,7 @@ def _inspect_tensorflow(path: pathlib.Path) -> dict[str, Any]:
         info["type_map"] = type_map.split()
     if "descrpt_attr/rcut" in constants:
         info["rcut"] = constants["descrpt_attr/rcut"]
-    info["compressed"] = any(name.startswith("filter_type_all/TabulateFusion") for name in constants["__ops__"])
+    info["compressed"] = any("/TabulateFusion" in name for name in constants["__ops__"])
     return info
 
 

@@ -65,7 +65,8 @@ class DeepPotentialData(SinglefileData):
             self.base.attributes.set("metrics", dict(metrics))
 
     @property
-    def backend(self) -> str:
+    def dp_backend(self) -> str:
+        """``pytorch`` or ``tensorflow`` (``Node.backend`` is AiiDA's storage backend, hence the prefix)."""
         return self.base.attributes.get("backend")
 
     @property

@@ -38,7 +38,6 @@ class TrainingSetData(Data):
         :raises TrainingSetValidationError: on an empty set, inconsistent shapes, non-finite numbers or an
             unknown element. The node is then not created.
         """
-        super().__init__(**kwargs)
         systems = list(systems)
         if not systems:
             raise TrainingSetValidationError("a training set needs at least one system with at least one frame")
@@ -46,9 +45,11 @@ class TrainingSetData(Data):
         try:
             validate_type_map(type_map)
             for index, system in enumerate(systems):
-                system.validate(type_map, label=f"system {index} ({system.formula(type_map)})")
+                system.validate(label=f"system {index}")
+                systems[index] = system.remap(type_map)
         except FrameValidationError as exc:
             raise TrainingSetValidationError(str(exc)) from exc
+        super().__init__(**kwargs)
 
         names = _unique_names([system.formula(type_map) for system in systems])
         with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +86,7 @@ class TrainingSetData(Data):
         frames = [LabeledFrames.from_dpdata(system) for system in systems]
         if type_map is None:
             type_map = _union_type_map(frame.type_map for frame in frames)
-        return cls([frame.remap(type_map) for frame in frames], type_map=type_map, **kwargs)
+        return cls(frames, type_map=type_map, **kwargs)
 
     @classmethod
     def from_deepmd_npy(cls, *paths: str | pathlib.Path, **kwargs) -> TrainingSetData:

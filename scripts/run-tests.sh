@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run the test suite on one storage stack or both:
+#   scripts/run-tests.sh embedded      SQLite + ZeroMQ (no service)
+#   scripts/run-tests.sh production    PostgreSQL + RabbitMQ (started here from the Debian packages)
+#   scripts/run-tests.sh both          (default) the two in sequence
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which_stack=${1:-both}
+shift || true
+
+run() {
+    echo "==> tests on the $1 stack"
+    PEROVSKITE_TEST_STACK=$1 .venv/bin/pytest -q -p no:cacheprovider "${@:2}"
+}
+
+case "$which_stack" in
+    embedded) run embedded "$@" ;;
+    production) scripts/services.sh && run production "$@" ;;
+    both) run embedded "$@" && scripts/services.sh && run production "$@" ;;
+    *) echo "unknown stack '$which_stack': use embedded, production or both" >&2; exit 2 ;;
+esac

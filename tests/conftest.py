@@ -1,0 +1,102 @@
+"""Test configuration: the storage stack, shared data and real executables.
+
+``PEROVSKITE_TEST_STACK`` selects the stack of the session profile: ``embedded`` (SQLite + ZeroMQ, the
+default) or ``production`` (PostgreSQL + RabbitMQ; ``scripts/services.sh`` starts them).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import secrets
+import shutil
+import sys
+
+import pytest
+
+pytest_plugins = ["aiida.tools.pytest_fixtures"]
+
+STACK = os.environ.get("PEROVSKITE_TEST_STACK", "embedded")
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+UNIPERO = SHARED_DATA / "unipero-task1"
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+def pytest_report_header(config):
+    return f"aiida-perovskite test stack: {STACK}; shared data: {SHARED_DATA if SHARED_DATA.is_dir() else 'absent'}"
+
+
+@pytest.fixture(scope="session")
+def aiida_profile(aiida_config, aiida_profile_factory):
+    """The session profile on the selected stack, with a broker so that tests can use a live daemon."""
+    from aiida_perovskite.stack import put_venv_on_path
+
+    put_venv_on_path()
+    if STACK == "embedded":
+        with aiida_profile_factory(aiida_config, storage_backend="core.sqlite_dos", broker_backend="core.zeromq") as p:
+            yield p
+    elif STACK == "production":
+        with _postgres_database() as storage_config:
+            storage_config["repository_uri"] = (pathlib.Path(aiida_config.dirpath) / "repository").as_uri()
+            with aiida_profile_factory(
+                aiida_config,
+                storage_backend="core.psql_dos",
+                storage_config=storage_config,
+                broker_backend="core.rabbitmq",
+            ) as profile:
+                yield profile
+    else:
+        raise pytest.UsageError(f"PEROVSKITE_TEST_STACK={STACK!r}: use 'embedded' or 'production'")
+
+
+class _postgres_database:
+    """A throw-away PostgreSQL database owned by the test role; dropped afterwards."""
+
+    def __enter__(self) -> dict:
+        import psycopg
+
+        self.params = {
+            "host": os.environ.get("PEROVSKITE_PG_HOST", "localhost"),
+            "port": int(os.environ.get("PEROVSKITE_PG_PORT", "5432")),
+            "user": os.environ.get("PEROVSKITE_PG_USER", "aiida"),
+            "password": os.environ.get("PEROVSKITE_PG_PASSWORD", "aiida"),
+        }
+        self.name = f"perovskite_test_{secrets.token_hex(6)}"
+        try:
+            with psycopg.connect(dbname="postgres", autocommit=True, **self.params) as connection:
+                connection.execute(f'CREATE DATABASE "{self.name}"')
+        except psycopg.OperationalError as exc:
+            pytest.exit(f"PostgreSQL is not reachable ({exc}); run scripts/services.sh first", returncode=3)
+        return {
+            "database_engine": "postgresql_psycopg",
+            "database_hostname": self.params["host"],
+            "database_port": self.params["port"],
+            "database_name": self.name,
+            "database_username": self.params["user"],
+            "database_password": self.params["password"],
+        }
+
+    def __exit__(self, *exc_info) -> None:
+        import psycopg
+
+        with psycopg.connect(dbname="postgres", autocommit=True, **self.params) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def unipero_dir() -> pathlib.Path:
+    """The real BaTiO3 DFT frames of ../shared/data; tests using them skip where the folder is absent."""
+    if not UNIPERO.is_dir():
+        pytest.skip(f"reference data {UNIPERO} is absent (it ships beside the repository, not in it)")
+    return UNIPERO
+
+
+def executable(name: str) -> pathlib.Path:
+    """Path of a real executable (venv first, then PATH) or skip with the reason."""
+    candidate = VENV_BIN / name
+    if candidate.is_file():
+        return candidate
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (run `make install`)")
+    return pathlib.Path(found)
