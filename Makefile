@@ -3,7 +3,7 @@
 VENV := .venv/bin
 STACK ?= both
 
-.PHONY: install install-test demo test test-fast lint bench
+.PHONY: install install-test demo test test-fast lint
 
 install:
 	scripts/install.sh
@@ -13,7 +13,7 @@ install-test:
 
 demo: install
 	$(VENV)/aiida-perovskite setup
-	$(VENV)/aiida-perovskite demo
+	$(VENV)/verdi status
 
 test: install-test
 	scripts/run-tests.sh $(STACK)
@@ -24,5 +24,3 @@ test-fast: install-test
 lint: install
 	$(VENV)/ruff check . && $(VENV)/ruff format --check .
 
-bench: install
-	$(VENV)/python bench/run_all.py

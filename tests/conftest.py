@@ -14,6 +14,9 @@ import sys
 
 import pytest
 
+from aiida_perovskite.stack import put_venv_on_path
+
+put_venv_on_path()  # before aiida-core looks up `verdi` for the daemon
 pytest_plugins = ["aiida.tools.pytest_fixtures"]
 
 STACK = os.environ.get("PEROVSKITE_TEST_STACK", "embedded")
@@ -29,9 +32,6 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def aiida_profile(aiida_config, aiida_profile_factory):
     """The session profile on the selected stack, with a broker so that tests can use a live daemon."""
-    from aiida_perovskite.stack import put_venv_on_path
-
-    put_venv_on_path()
     if STACK == "embedded":
         with aiida_profile_factory(aiida_config, storage_backend="core.sqlite_dos", broker_backend="core.zeromq") as p:
             yield p

@@ -1,0 +1,105 @@
+"""`aiida-perovskite setup` and the codes, computer and daemon it creates, on the selected stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+from aiida.orm import InstalledCode
+
+from aiida_perovskite.stack import PROFILES_DIR, CodeSpec, SetupError, ensure_codes, find_executable
+from tests.conftest import STACK, _postgres_database
+
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+def test_codes_are_created_once_and_point_at_real_executables(aiida_localhost):
+    specs = CodeSpec.from_yaml(PROFILES_DIR / "codes" / "localhost.yaml")
+    assert [spec.label for spec in specs] == ["dp", "lmp", "cp2k"]
+    first = ensure_codes(aiida_localhost, specs, report=lambda _: None)
+    again = ensure_codes(aiida_localhost, specs, report=lambda _: None)
+    assert {label: code.pk for label, code in first.items()} == {label: code.pk for label, code in again.items()}
+    for label, code in first.items():
+        assert isinstance(code, InstalledCode)
+        assert pathlib.Path(str(code.filepath_executable)).is_file(), label
+    assert first["cp2k"].default_calc_job_plugin == "cp2k"
+
+
+def test_code_of_a_deleted_clone_is_replaced(aiida_localhost, tmp_path):
+    spec = CodeSpec(label="dp-moved", executable="dp", version_command=["--version"])
+    old = InstalledCode(
+        label="dp-moved", computer=aiida_localhost, filepath_executable=str(tmp_path / "gone/dp")
+    ).store()
+    new = ensure_codes(aiida_localhost, [spec], report=lambda _: None)["dp-moved"]
+    assert new.pk != old.pk
+    assert pathlib.Path(str(new.filepath_executable)) == find_executable(spec)
+    assert old.is_hidden and old.label == f"dp-moved-stale-{old.pk}"
+
+
+def test_missing_executable_says_how_to_install():
+    spec = CodeSpec(label="vasp", executable="vasp_std_not_here", install_hint="install VASP and put it on PATH")
+    with pytest.raises(SetupError, match="'vasp_std_not_here' for code 'vasp' not found: install VASP"):
+        find_executable(spec)
+
+
+def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([*args], env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_setup_command_from_scratch_is_idempotent(tmp_path):
+    """The README's setup on an empty AIIDA_PATH: profile, computer, codes, daemon; a second run changes nothing."""
+    env = {**os.environ, "AIIDA_PATH": str(tmp_path), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    config = PROFILES_DIR / "embedded.yaml"
+    with _maybe_production_database() as database:
+        if database is not None:
+            spec = yaml.safe_load((PROFILES_DIR / "production.yaml").read_text())
+            spec["storage"]["config"].update(database_name=database["database_name"])
+            config = tmp_path / "production.yaml"
+            config.write_text(yaml.safe_dump(spec))
+        profile = yaml.safe_load(config.read_text())["profile"]
+        try:
+            first = run_cli(str(VENV_BIN / "aiida-perovskite"), "setup", "--config", str(config), env=env)
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert f"created profile {profile!r}" in first.stdout
+            assert "created code cp2k@localhost" in first.stdout
+
+            second = run_cli(str(VENV_BIN / "aiida-perovskite"), "setup", "--config", str(config), env=env)
+            assert second.returncode == 0, second.stderr
+            assert "created" not in second.stdout
+            assert "daemon of" in second.stdout and "is running" in second.stdout
+
+            status = run_cli(str(VENV_BIN / "verdi"), "status", env=env)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert "Daemon is running" in status.stdout
+            codes = run_cli(str(VENV_BIN / "verdi"), "code", "list", env=env).stdout
+            for label in ("dp@localhost", "lmp@localhost", "cp2k@localhost"):
+                assert label in codes
+            plugins = run_cli(str(VENV_BIN / "verdi"), "plugin", "list", "aiida.data", env=env).stdout
+            assert "perovskite.potential" in plugins and "perovskite.training_set" in plugins
+        finally:
+            run_cli(str(VENV_BIN / "verdi"), "-p", profile, "daemon", "stop", env=env)
+
+
+class _maybe_production_database:
+    """A scratch PostgreSQL database when the session runs on the production stack, else nothing."""
+
+    def __enter__(self):
+        self.database = _postgres_database() if STACK == "production" else None
+        return self.database.__enter__() if self.database else None
+
+    def __exit__(self, *exc_info):
+        if self.database:
+            self.database.__exit__(*exc_info)
+
+
+def test_profile_files_parse():
+    for name in ("embedded.yaml", "production.yaml"):
+        spec = yaml.safe_load((PROFILES_DIR / name).read_text())
+        assert {"profile", "storage", "broker"} <= set(spec), name
+    assert json.dumps(yaml.safe_load((PROFILES_DIR / "computers" / "slurm-example.yaml").read_text()))
