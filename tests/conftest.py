@@ -100,3 +100,51 @@ def executable(name: str) -> pathlib.Path:
     if found is None:
         pytest.skip(f"{name} is not installed (run `make install`)")
     return pathlib.Path(found)
+
+
+@pytest.fixture
+def dp_code(aiida_localhost):
+    """The real ``dp`` as an InstalledCode on the test computer."""
+    from aiida.orm import InstalledCode
+
+    return InstalledCode(label="dp", computer=aiida_localhost, filepath_executable=str(executable("dp"))).store()
+
+
+@pytest.fixture(scope="session")
+def tiny_pytorch_model(tmp_path_factory):
+    """A real frozen PyTorch model (a few steps on Lennard-Jones frames), trained once per session."""
+    from tests.helpers import train_tiny_model
+
+    return train_tiny_model(tmp_path_factory.mktemp("pt"), executable("dp"), backend="pt")
+
+
+@pytest.fixture
+def calcjob_node_with_retrieved(aiida_localhost):
+    """Factory: a finished CalcJobNode of ``entry_point`` with ``inputs`` and a retrieved folder of ``files``.
+
+    Lets parsers run on recorded outputs without running the code (as aiida-quantumespresso's tests do).
+    """
+    from aiida.common.links import LinkType
+    from aiida.orm import CalcJobNode, FolderData
+    from aiida.plugins.entry_point import format_entry_point_string
+
+    def factory(entry_point: str, inputs: dict, files: dict[str, bytes | str]):
+        node = CalcJobNode(
+            computer=aiida_localhost, process_type=format_entry_point_string("aiida.calculations", entry_point)
+        )
+        node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
+        for label, value in inputs.items():
+            value = value if value.is_stored else value.store()
+            node.base.links.add_incoming(value, link_type=LinkType.INPUT_CALC, link_label=label)
+        node.store()
+        retrieved = FolderData()
+        for name, content in files.items():
+            import io
+
+            data = content.encode() if isinstance(content, str) else content
+            retrieved.base.repository.put_object_from_filelike(io.BytesIO(data), name)
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
+        retrieved.store()
+        return node
+
+    return factory

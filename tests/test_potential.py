@@ -15,8 +15,8 @@ from tests.helpers import TYPE_MAP, train_tiny_model
 
 
 @pytest.fixture(scope="session")
-def pytorch_model(tmp_path_factory):
-    return train_tiny_model(tmp_path_factory.mktemp("pt"), executable("dp"), backend="pt")
+def pytorch_model(tiny_pytorch_model):
+    return tiny_pytorch_model
 
 
 def test_pytorch_model_metadata_and_storage(pytorch_model, tmp_path):

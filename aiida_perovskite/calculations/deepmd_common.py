@@ -1,0 +1,31 @@
+"""What the DeePMD-kit CalcJobs share: backends and type-map checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiida import orm
+
+__all__ = ("BACKENDS", "validate_backend", "validate_type_map_covers")
+
+BACKENDS = {
+    "pytorch": {"name": "pytorch", "flag": "--pt", "suffix": ".pth", "checkpoint": "model.ckpt.pt"},
+    "tensorflow": {"name": "tensorflow", "flag": "--tf", "suffix": ".pb", "checkpoint": "model.ckpt"},
+}
+
+
+def validate_backend(backend: orm.Str, _) -> str | None:
+    if backend.value not in BACKENDS:
+        return f"unknown backend {backend.value!r}; choose one of {', '.join(BACKENDS)}"
+    return None
+
+
+def validate_type_map_covers(model_type_map: Sequence[str], data_type_map: Sequence[str], what: str) -> str | None:
+    """Error message if ``data_type_map`` has an element the model's type_map lacks."""
+    missing = [element for element in data_type_map if element not in model_type_map]
+    if missing:
+        return (
+            f"the type_map of {what} has element(s) {missing} that the model's type_map {list(model_type_map)} "
+            "does not cover: add them to the model's type_map"
+        )
+    return None

@@ -1,0 +1,45 @@
+"""YAML protocols: named sets of default inputs, overridable by the caller (as in aiida-quantumespresso)."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+__all__ = ("available_protocols", "load_protocol", "recursive_merge")
+
+PROTOCOL_DIR = pathlib.Path(__file__).parent
+
+
+def _read(name: str) -> dict[str, Any]:
+    with (PROTOCOL_DIR / f"{name}.yaml").open() as handle:
+        return yaml.safe_load(handle)
+
+
+def available_protocols(name: str) -> dict[str, str]:
+    """Protocol names of ``<name>.yaml`` with their descriptions."""
+    return {key: value.get("description", "") for key, value in _read(name)["protocols"].items()}
+
+
+def recursive_merge(base: Mapping[str, Any], update: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated by ``update``, merging nested mappings key by key (lists and values are replaced)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in (update or {}).items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = recursive_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_protocol(name: str, protocol: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Default inputs of ``<name>.yaml`` merged with ``protocol`` and then with ``overrides``."""
+    data = _read(name)
+    protocol = protocol or data["default_protocol"]
+    if protocol not in data["protocols"]:
+        raise ValueError(f"unknown protocol {protocol!r} for {name}; choose one of {', '.join(data['protocols'])}")
+    chosen = {key: value for key, value in data["protocols"][protocol].items() if key != "description"}
+    return recursive_merge(recursive_merge(data["default_inputs"], chosen), overrides)

@@ -1,0 +1,152 @@
+"""``perovskite.train_ensemble``: N models on the same data that differ only in their seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, if_
+
+from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.data import DeepPotentialData, TrainingSetData
+from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
+
+__all__ = ("TrainEnsembleWorkChain",)
+
+
+def validate_num_models(value: orm.Int, _) -> str | None:
+    if value.value < 1:
+        return f"num_models must be at least 1, got {value.value}"
+    return None
+
+
+def validate_reuse(value: Mapping, _) -> str | None:
+    if not value:
+        return None
+    steps = value.get("numb_steps")
+    if steps is not None and steps.value <= 0:
+        return f"reuse.numb_steps must be positive, got {steps.value}"
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    models = inputs.get("reuse", {}).get("models", {})
+    if models and len(models) != inputs["num_models"].value:
+        return f"reuse.models has {len(models)} models but num_models is {inputs['num_models'].value}: give one each"
+    backend = inputs["train"]["train"]["backend"].value if "backend" in inputs["train"]["train"] else "pytorch"
+    for key, model in models.items():
+        if model.dp_backend != backend:
+            return f"reuse.models.{key} is a {model.dp_backend} model but the ensemble trains with {backend!r}"
+    return None
+
+
+class TrainEnsembleWorkChain(WorkChain):
+    """Train ``num_models`` Deep Potentials in parallel; seeds come from ``seed`` through ``derive_seeds``."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("training_set", valid_type=TrainingSetData)
+        spec.input("validation_set", valid_type=TrainingSetData, required=False)
+        spec.input("num_models", valid_type=orm.Int, default=lambda: orm.Int(4), validator=validate_num_models)
+        spec.input("seed", valid_type=orm.Int, help="Ensemble seed; each model's seed derives from it.")
+        spec.input_namespace("reuse", validator=validate_reuse, help="Start from the previous iteration's models "
+                             "(`--init-frz-model`) with fewer steps, as DP-GEN's training_reuse does.")
+        spec.input_namespace("reuse.models", valid_type=DeepPotentialData, dynamic=True, required=False)
+        spec.input("reuse.numb_steps", valid_type=orm.Int, required=False, help="Steps of a reused training.")
+        spec.input("reuse.start_lr", valid_type=orm.Float, required=False, help="Starting learning rate.")
+        spec.expose_inputs(DeepmdTrainBaseWorkChain, namespace="train",
+                           exclude=("train.training_set", "train.validation_set", "train.seed"))
+        spec.inputs.validator = validate_inputs
+        spec.outline(cls.make_seeds, cls.run_trainings, cls.collect, if_(cls.some_failed)(cls.report_failures))
+        spec.output_namespace("models", valid_type=DeepPotentialData, dynamic=True)
+        spec.output_namespace("compressed_models", valid_type=DeepPotentialData, dynamic=True, required=False)
+        spec.output_namespace("learning_curves", valid_type=orm.ArrayData, dynamic=True)
+        spec.output("seeds", valid_type=orm.List, help="The seed of each model, in model order.")
+        spec.exit_code(401, "ERROR_TRAINING_FAILED", message="{count} of {total} trainings failed: {details}")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        training_set: TrainingSetData,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        num_models: int | None = None,
+        **_,
+    ):
+        """An ensemble builder: the training inputs of ``protocol`` (see DeepmdTrainBaseWorkChain)."""
+        inputs = load_protocol("deepmd_train", protocol, overrides)
+        base = DeepmdTrainBaseWorkChain.get_builder_from_protocol(code, training_set, protocol, overrides, seed)
+        builder = cls.get_builder()
+        builder.training_set = training_set
+        builder.seed = orm.Int(seed)
+        builder.num_models = orm.Int(num_models if num_models is not None else inputs["num_models"])
+        base.train.pop("training_set")
+        base.train.pop("seed")
+        builder.train = base
+        return builder
+
+    def make_seeds(self):
+        seeds = derive_seeds(self.inputs.seed, self.inputs.num_models)
+        self.ctx.seeds = [seeds[f"seed_{index}"] for index in range(self.inputs.num_models.value)]
+        self.out("seeds", seeds["seeds"])
+
+    def run_trainings(self):
+        calls = {}
+        for index, seed in enumerate(self.ctx.seeds):
+            inputs = AttributeDict(self.exposed_inputs(DeepmdTrainBaseWorkChain, "train"))
+            inputs.train = AttributeDict(inputs.train)
+            inputs.train.training_set = self.inputs.training_set
+            inputs.train.seed = seed
+            if "validation_set" in self.inputs:
+                inputs.train.validation_set = self.inputs.validation_set
+            if "models" in self.inputs.get("reuse", {}):
+                self._reuse(inputs.train, self.inputs.reuse.models[f"model_{index}"])
+            inputs.metadata = {"call_link_label": f"train_model_{index}"}
+            node = self.submit(DeepmdTrainBaseWorkChain, **inputs)
+            extras = dict(self.node.base.extras.all)
+            node.base.extras.set_many({**_inherited_extras(extras), "stage": "train", "model_index": index})
+            self.report(f"launched training {index} <{node.pk}> with seed {seed.value}")
+            calls[f"model_{index}"] = node
+        return ToContext(**calls)
+
+    def _reuse(self, train: AttributeDict, model: DeepPotentialData) -> None:
+        parameters = train.parameters.get_dict()
+        if "numb_steps" in self.inputs.reuse:
+            parameters["training"]["numb_steps"] = self.inputs.reuse.numb_steps.value
+        if "start_lr" in self.inputs.reuse:
+            parameters["learning_rate"]["start_lr"] = self.inputs.reuse.start_lr.value
+        train.parameters = orm.Dict(parameters)
+        train.init_model = model
+        train.init_mode = orm.Str("init-frz-model")
+
+    def collect(self):
+        self.ctx.failed = []
+        for index in range(self.inputs.num_models.value):
+            node = self.ctx[f"model_{index}"]
+            if not node.is_finished_ok:
+                self.ctx.failed.append(f"model_{index} <{node.pk}> exit {node.exit_status}")
+                continue
+            self.out(f"models.model_{index}", node.outputs.model)
+            self.out(f"learning_curves.model_{index}", node.outputs.learning_curve)
+            if "compressed_model" in node.outputs:
+                self.out(f"compressed_models.model_{index}", node.outputs.compressed_model)
+
+    def some_failed(self):
+        return bool(self.ctx.failed)
+
+    def report_failures(self):
+        return self.exit_codes.ERROR_TRAINING_FAILED.format(
+            count=len(self.ctx.failed), total=self.inputs.num_models.value, details="; ".join(self.ctx.failed)
+        )
+
+
+def _inherited_extras(extras: dict) -> dict:
+    """The campaign tags a caller set on this workchain, passed on to what it launches."""
+    return {key: value for key, value in extras.items() if key in ("campaign", "iteration", "system")}
+

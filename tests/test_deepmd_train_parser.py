@@ -1,0 +1,137 @@
+"""The training parser on recorded outputs: normal, diverged, missing model, walltime; and the handlers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+from aiida.plugins import CalculationFactory, ParserFactory
+
+from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
+from tests.helpers import lj_frames
+
+DeepmdTrainCalculation = CalculationFactory("perovskite.deepmd.train")
+LCURVE = "# step rmse_trn rmse_e_trn rmse_f_trn lr\n" + "".join(
+    f"{step} {1.0 / (step + 1):.3e} {0.1 / (step + 1):.3e} {0.5 / (step + 1):.3e} 1e-3\n" for step in range(0, 101, 20)
+)
+
+
+def written_input(steps=100):
+    return json.dumps({"training": {"numb_steps": steps}})
+
+
+@pytest.fixture
+def parse(calcjob_node_with_retrieved):
+    def run(files, compress=False):
+        node = calcjob_node_with_retrieved(
+            "perovskite.deepmd.train", {"backend": orm.Str("pytorch"), "compress": orm.Bool(compress)}, files
+        )
+        results, calcfunction = ParserFactory("perovskite.deepmd.train").parse_from_node(node, store_provenance=False)
+        return results, calcfunction
+
+    return run
+
+
+def test_normal_training(parse, tiny_pytorch_model):
+    results, calc = parse(
+        {"lcurve.out": LCURVE, "input.json": written_input(), "model.pth": tiny_pytorch_model.read_bytes()}
+    )
+    assert calc.is_finished_ok, calc.exit_message
+    model = results["model"]
+    assert model.type_map == ["Ba", "Ti", "O"]
+    assert model.metrics["numb_steps"] == 100
+    assert model.metrics["rmse_f_trn"] == pytest.approx(0.5 / 101, rel=1e-3)
+    curve = results["learning_curve"]
+    assert curve.get_array("step").tolist() == [0, 20, 40, 60, 80, 100]
+    assert curve.base.attributes.get("final")["rmse_e_trn"] == pytest.approx(0.1 / 101, rel=1e-3)
+
+
+def test_nan_learning_curve_is_divergence(parse, tiny_pytorch_model):
+    lines = LCURVE.splitlines()
+    diverged = "\n".join(lines[:4] + ["60 nan nan nan 1e-3", "80 nan nan nan 1e-3", "100 nan nan nan 1e-3"])
+    _, calc = parse(
+        {"lcurve.out": diverged, "input.json": written_input(), "model.pth": tiny_pytorch_model.read_bytes()}
+    )
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_TRAINING_DIVERGED.status
+    assert "from step 60 on" in calc.exit_message
+
+
+def test_missing_model_file(parse):
+    _, calc = parse({"lcurve.out": LCURVE, "input.json": written_input()})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_MISSING_MODEL.status
+    assert "model.pth" in calc.exit_message
+
+
+def test_missing_compressed_model(parse, tiny_pytorch_model):
+    files = {"lcurve.out": LCURVE, "input.json": written_input(), "model.pth": tiny_pytorch_model.read_bytes()}
+    _, calc = parse(files, compress=True)
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_MISSING_COMPRESSED_MODEL.status
+
+
+def test_broken_model_file(parse):
+    _, calc = parse({"lcurve.out": LCURVE, "input.json": written_input(), "model.pth": b"truncated"})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_INVALID_MODEL.status
+
+
+def test_missing_learning_curve(parse):
+    _, calc = parse({"input.json": written_input()})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_MISSING_LEARNING_CURVE.status
+
+
+def test_training_cut_short_is_out_of_walltime(parse):
+    _, calc = parse({"lcurve.out": LCURVE, "input.json": written_input(steps=1000)})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status
+    assert "stopped at step 100 of 1000" in calc.exit_message
+
+
+@pytest.fixture
+def base_workchain(dp_code):
+    """A DeepmdTrainBaseWorkChain instance set up with fast-protocol inputs, not run."""
+    from aiida_perovskite.data import TrainingSetData
+
+    training_set = TrainingSetData([lj_frames(nframes=2)]).store()
+    builder = DeepmdTrainBaseWorkChain.get_builder_from_protocol(dp_code, training_set, protocol="fast", seed=3)
+    process = instantiate_process(get_manager().get_runner(), builder)
+    process.setup()
+    return process
+
+
+def failed_training(exit_code, computer) -> orm.CalcJobNode:
+    node = orm.CalcJobNode(computer=computer, process_type="aiida.calculations:perovskite.deepmd.train")
+    node.set_process_state("finished")
+    node.set_exit_status(exit_code.status)
+    node.set_exit_message(exit_code.message)
+    node.store()
+    remote = orm.RemoteData(computer=computer, remote_path="/scratch/run-1")
+    from aiida.common.links import LinkType
+
+    remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
+    remote.store()
+    return node
+
+
+def test_walltime_handler_restarts_from_the_checkpoint(base_workchain, aiida_localhost):
+    node = failed_training(
+        DeepmdTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.format(step=10, total=100), aiida_localhost
+    )
+    report = base_workchain.handle_out_of_walltime(node)
+    assert report.do_break and report.exit_code.status == 0
+    inputs = AttributeDict(base_workchain.ctx.inputs)
+    assert inputs.init_mode.value == "restart"
+    assert inputs.parent_folder.uuid == node.outputs.remote_folder.uuid
+    assert inputs.seed.value == 3  # same model, continued
+
+
+def test_divergence_handler_halves_the_learning_rate_then_gives_up(base_workchain, aiida_localhost):
+    code = DeepmdTrainCalculation.exit_codes.ERROR_TRAINING_DIVERGED.format(step=5)
+    start = base_workchain.ctx.inputs.parameters["learning_rate"]["start_lr"]
+    for expected in (start / 2, start / 4):
+        report = base_workchain.handle_diverged(failed_training(code, aiida_localhost))
+        assert report.exit_code.status == 0
+        assert base_workchain.ctx.inputs.parameters["learning_rate"]["start_lr"] == pytest.approx(expected)
+    report = base_workchain.handle_diverged(failed_training(code, aiida_localhost))
+    assert report.exit_code.status == DeepmdTrainBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
