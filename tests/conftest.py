@@ -148,3 +148,42 @@ def calcjob_node_with_retrieved(aiida_localhost):
         return node
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def daemon(daemon_client):
+    """A running daemon for the session (module-scoped fixtures cannot use ``submit_and_await``)."""
+    if not daemon_client.is_daemon_running:
+        daemon_client.start_daemon()
+    return daemon_client
+
+
+def await_process(node, timeout: float = 900):
+    """Wait for a submitted process to terminate; fail the test with its report if it does not in time."""
+    import time
+
+    from aiida.cmdline.utils.common import get_workchain_report
+
+    start = time.monotonic()
+    while not node.is_terminated:
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"process <{node.pk}> did not finish in {timeout} s:\n{get_workchain_report(node, 'REPORT')}")
+        time.sleep(1)
+    return node
+
+
+@pytest.fixture(scope="session")
+def session_computer(aiida_profile, tmp_path_factory):
+    """A configured localhost computer usable from module- and session-scoped fixtures."""
+    from aiida.orm import Computer
+
+    computer = Computer(
+        label="localhost-session",
+        hostname="localhost",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=str(tmp_path_factory.mktemp("scratch")),
+    ).store()
+    computer.set_minimum_job_poll_interval(0.0)
+    computer.configure(safe_interval=0.0)
+    return computer

@@ -52,7 +52,7 @@ def test_normal_training(parse, tiny_pytorch_model):
 
 def test_nan_learning_curve_is_divergence(parse, tiny_pytorch_model):
     lines = LCURVE.splitlines()
-    diverged = "\n".join(lines[:4] + ["60 nan nan nan 1e-3", "80 nan nan nan 1e-3", "100 nan nan nan 1e-3"])
+    diverged = "\n".join([*lines[:4], "60 nan nan nan 1e-3", "80 nan nan nan 1e-3", "100 nan nan nan 1e-3"])
     _, calc = parse(
         {"lcurve.out": diverged, "input.json": written_input(), "model.pth": tiny_pytorch_model.read_bytes()}
     )

@@ -35,14 +35,23 @@ class DeepmdTestCalculation(CalcJob):
         spec.inputs["metadata"]["options"]["parser_name"].default = "perovskite.deepmd.test"
         spec.inputs["metadata"]["options"]["withmpi"].default = False
 
-        spec.output("metrics", valid_type=orm.Dict, help="Errors: energy per atom (eV/atom), force (eV/Å), virial "
-                    "per atom (eV/atom); pooled over all systems and per system.")
+        spec.output(
+            "metrics",
+            valid_type=orm.Dict,
+            help="Errors: energy per atom (eV/atom), force (eV/Å), virial "
+            "per atom (eV/atom); pooled over all systems and per system.",
+        )
         spec.output("predictions", valid_type=orm.ArrayData, help="Reference and predicted values per system.")
         spec.default_output_node = "metrics"
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", invalidates_cache=True,
-                       message="dp test wrote no {filename}; see test.log.")
-        spec.exit_code(301, "ERROR_INCOMPLETE_OUTPUT", invalidates_cache=True,
-                       message="dp test evaluated {found} of {expected} frames; see test.log.")
+        spec.exit_code(
+            300, "ERROR_MISSING_OUTPUT", invalidates_cache=True, message="dp test wrote no {filename}; see test.log."
+        )
+        spec.exit_code(
+            301,
+            "ERROR_INCOMPLETE_OUTPUT",
+            invalidates_cache=True,
+            message="dp test evaluated {found} of {expected} frames; see test.log.",
+        )
 
     def prepare_for_submission(self, folder):
         model: DeepPotentialData = self.inputs.model
@@ -54,7 +63,14 @@ class DeepmdTestCalculation(CalcJob):
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = [
-            backend["flag"], "test", "-m", model_file, "-s", self.DATA_DIR, "-d", self.DETAIL_PREFIX,
+            backend["flag"],
+            "test",
+            "-m",
+            model_file,
+            "-s",
+            self.DATA_DIR,
+            "-d",
+            self.DETAIL_PREFIX,
         ]
         codeinfo.stdout_name = "test.log"
         codeinfo.join_files = True

@@ -49,20 +49,26 @@ def check_with_deepmd(params: dict) -> str | None:
     return None
 
 
-def validate_inputs(inputs, _) -> str | None:
-    """Cross-checks that need several inputs."""
-    training_set = inputs["training_set"]
+def check_data_against_model(parameters: orm.Dict, training_set, validation_set=None) -> str | None:
+    """The model's type_map (when given) must cover every element of the data."""
     if training_set.nframes == 0:
         return "the training set is empty"
-    model = inputs["parameters"].get_dict().get("model", {})
-    if "type_map" in model:
-        error = validate_type_map_covers(model["type_map"], training_set.type_map, "the training set")
+    type_map = parameters.get_dict().get("model", {}).get("type_map")
+    if type_map is None:
+        return None
+    for data, what in ((training_set, "the training set"), (validation_set, "the validation set")):
+        error = validate_type_map_covers(type_map, data.type_map, what) if data is not None else None
         if error:
             return error
-        if "validation_set" in inputs:
-            error = validate_type_map_covers(model["type_map"], inputs["validation_set"].type_map, "the validation set")
-            if error:
-                return error
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    """Cross-checks that need several inputs (a wrapper may exclude the data ports and check them itself)."""
+    if "training_set" in inputs and "parameters" in inputs:
+        error = check_data_against_model(inputs["parameters"], inputs["training_set"], inputs.get("validation_set"))
+        if error:
+            return error
     mode = inputs.get("init_mode")
     mode = mode.value if mode is not None else None
     if mode is not None and mode not in INIT_MODES:
@@ -74,7 +80,11 @@ def validate_inputs(inputs, _) -> str | None:
     if mode is None and ("parent_folder" in inputs or "init_model" in inputs):
         return "parent_folder/init_model given without init_mode: say how to use them (restart, init-model, ...)"
     init_model = inputs.get("init_model")
-    if init_model is not None and init_model.dp_backend != BACKENDS[inputs["backend"].value]["name"]:
+    if (
+        init_model is not None
+        and "backend" in inputs
+        and init_model.dp_backend != BACKENDS[inputs["backend"].value]["name"]
+    ):
         return f"init_model is a {init_model.dp_backend} model but backend is {inputs['backend'].value!r}"
     return None
 
@@ -124,20 +134,46 @@ class DeepmdTrainCalculation(CalcJob):
         spec.output("compressed_model", valid_type=DeepPotentialData, required=False, help="`dp compress` result.")
         spec.output("learning_curve", valid_type=orm.ArrayData, help="lcurve.out columns; final RMSEs as attributes.")
 
-        spec.exit_code(301, "ERROR_MISSING_LEARNING_CURVE", invalidates_cache=True,
-                       message="lcurve.out is missing: the training did not start; see {log}.")
-        spec.exit_code(302, "ERROR_MISSING_MODEL", invalidates_cache=True,
-                       message="the frozen model {filename} is missing although the training finished; see {log}.")
-        spec.exit_code(303, "ERROR_MISSING_COMPRESSED_MODEL", invalidates_cache=True,
-                       message="the compressed model {filename} is missing; see {log}.")
-        spec.exit_code(304, "ERROR_INVALID_MODEL", invalidates_cache=True,
-                       message="the model file {filename} cannot be used: {error}")
-        spec.exit_code(305, "ERROR_UNREADABLE_LEARNING_CURVE", invalidates_cache=True,
-                       message="lcurve.out cannot be parsed: {error}")
-        spec.exit_code(400, "ERROR_OUT_OF_WALLTIME",
-                       message="the training stopped at step {step} of {total}; restart it from the checkpoint.")
-        spec.exit_code(410, "ERROR_TRAINING_DIVERGED",
-                       message="the learning curve has NaN or infinite errors from step {step} on: training diverged.")
+        spec.exit_code(
+            301,
+            "ERROR_MISSING_LEARNING_CURVE",
+            invalidates_cache=True,
+            message="lcurve.out is missing: the training did not start; see {log}.",
+        )
+        spec.exit_code(
+            302,
+            "ERROR_MISSING_MODEL",
+            invalidates_cache=True,
+            message="the frozen model {filename} is missing although the training finished; see {log}.",
+        )
+        spec.exit_code(
+            303,
+            "ERROR_MISSING_COMPRESSED_MODEL",
+            invalidates_cache=True,
+            message="the compressed model {filename} is missing; see {log}.",
+        )
+        spec.exit_code(
+            304,
+            "ERROR_INVALID_MODEL",
+            invalidates_cache=True,
+            message="the model file {filename} cannot be used: {error}",
+        )
+        spec.exit_code(
+            305,
+            "ERROR_UNREADABLE_LEARNING_CURVE",
+            invalidates_cache=True,
+            message="lcurve.out cannot be parsed: {error}",
+        )
+        spec.exit_code(
+            400,
+            "ERROR_OUT_OF_WALLTIME",
+            message="the training stopped at step {step} of {total}; restart it from the checkpoint.",
+        )
+        spec.exit_code(
+            410,
+            "ERROR_TRAINING_DIVERGED",
+            message="the learning curve has NaN or infinite errors from step {step} on: training diverged.",
+        )
 
     def prepare_for_submission(self, folder):
         backend = BACKENDS[self.inputs.backend.value]
@@ -153,9 +189,7 @@ class DeepmdTrainCalculation(CalcJob):
         training.setdefault("training_data", {})["systems"] = [
             f"{self._TRAIN_DIR}/{name}" for name in training_set.system_names
         ]
-        local_copy_list = [
-            (training_set.uuid, name, f"{self._TRAIN_DIR}/{name}") for name in training_set.system_names
-        ]
+        local_copy_list = [(training_set.uuid, name, f"{self._TRAIN_DIR}/{name}") for name in training_set.system_names]
         if "validation_set" in self.inputs:
             validation_set: TrainingSetData = self.inputs.validation_set
             training.setdefault("validation_data", {})["systems"] = [
@@ -193,8 +227,10 @@ class DeepmdTrainCalculation(CalcJob):
         if self.inputs.compress.value:
             compressed_file = f"compressed{backend['suffix']}"
             commands.append(
-                ([backend["flag"], "compress", "-i", model_file, "-o", compressed_file, "-t", self._INPUT_FILE],
-                 "compress.log")
+                (
+                    [backend["flag"], "compress", "-i", model_file, "-o", compressed_file, "-t", self._INPUT_FILE],
+                    "compress.log",
+                )
             )
             retrieve += [compressed_file, "compress.log"]
 

@@ -54,7 +54,9 @@ class DeepmdTrainParser(Parser):
             if self.node.inputs.compress.value:
                 compressed_file = f"compressed{backend['suffix']}"
                 if compressed_file not in names:
-                    return exit_codes.ERROR_MISSING_COMPRESSED_MODEL.format(filename=compressed_file, log="compress.log")
+                    return exit_codes.ERROR_MISSING_COMPRESSED_MODEL.format(
+                        filename=compressed_file, log="compress.log"
+                    )
                 compressed = self._model_node(pathlib.Path(tmp), compressed_file, metrics, compressed=True)
                 if isinstance(compressed, ExitCode):
                     return compressed

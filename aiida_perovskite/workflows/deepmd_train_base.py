@@ -67,14 +67,19 @@ class DeepmdTrainBaseWorkChain(BaseRestartWorkChain):
         self.ctx.lr_reductions = 0
 
     def report_error_handled(self, calculation, action: str) -> None:
-        self.report(f"{calculation.process_label}<{calculation.pk}> failed with exit status "
-                    f"{calculation.exit_status}: {calculation.exit_message}")
+        self.report(
+            f"{calculation.process_label}<{calculation.pk}> failed with exit status "
+            f"{calculation.exit_status}: {calculation.exit_message}"
+        )
         self.report(f"action taken: {action}")
 
-    @process_handler(priority=600, exit_codes=[
-        DeepmdTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
-        DeepmdTrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
-    ])
+    @process_handler(
+        priority=600,
+        exit_codes=[
+            DeepmdTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
+            DeepmdTrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
+        ],
+    )
     def handle_out_of_walltime(self, calculation):
         """Continue from the checkpoint left in the remote folder (``dp train --restart``)."""
         self.ctx.inputs.parent_folder = calculation.outputs.remote_folder

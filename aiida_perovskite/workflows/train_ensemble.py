@@ -10,6 +10,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.calculations.deepmd_train import check_data_against_model
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
@@ -33,6 +34,11 @@ def validate_reuse(value: Mapping, _) -> str | None:
 
 
 def validate_inputs(inputs, _) -> str | None:
+    train = inputs["train"]["train"]
+    if "parameters" in train:
+        error = check_data_against_model(train["parameters"], inputs["training_set"], inputs.get("validation_set"))
+        if error:
+            return error
     models = inputs.get("reuse", {}).get("models", {})
     if models and len(models) != inputs["num_models"].value:
         return f"reuse.models has {len(models)} models but num_models is {inputs['num_models'].value}: give one each"
@@ -53,13 +59,20 @@ class TrainEnsembleWorkChain(WorkChain):
         spec.input("validation_set", valid_type=TrainingSetData, required=False)
         spec.input("num_models", valid_type=orm.Int, default=lambda: orm.Int(4), validator=validate_num_models)
         spec.input("seed", valid_type=orm.Int, help="Ensemble seed; each model's seed derives from it.")
-        spec.input_namespace("reuse", validator=validate_reuse, help="Start from the previous iteration's models "
-                             "(`--init-frz-model`) with fewer steps, as DP-GEN's training_reuse does.")
+        spec.input_namespace(
+            "reuse",
+            validator=validate_reuse,
+            help="Start from the previous iteration's models "
+            "(`--init-frz-model`) with fewer steps, as DP-GEN's training_reuse does.",
+        )
         spec.input_namespace("reuse.models", valid_type=DeepPotentialData, dynamic=True, required=False)
         spec.input("reuse.numb_steps", valid_type=orm.Int, required=False, help="Steps of a reused training.")
         spec.input("reuse.start_lr", valid_type=orm.Float, required=False, help="Starting learning rate.")
-        spec.expose_inputs(DeepmdTrainBaseWorkChain, namespace="train",
-                           exclude=("train.training_set", "train.validation_set", "train.seed"))
+        spec.expose_inputs(
+            DeepmdTrainBaseWorkChain,
+            namespace="train",
+            exclude=("train.training_set", "train.validation_set", "train.seed"),
+        )
         spec.inputs.validator = validate_inputs
         spec.outline(cls.make_seeds, cls.run_trainings, cls.collect, if_(cls.some_failed)(cls.report_failures))
         spec.output_namespace("models", valid_type=DeepPotentialData, dynamic=True)
@@ -149,4 +162,3 @@ class TrainEnsembleWorkChain(WorkChain):
 def _inherited_extras(extras: dict) -> dict:
     """The campaign tags a caller set on this workchain, passed on to what it launches."""
     return {key: value for key, value in extras.items() if key in ("campaign", "iteration", "system")}
-
