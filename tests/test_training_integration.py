@@ -11,6 +11,7 @@ from aiida import orm
 from aiida.engine import submit
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
+from aiida_perovskite.calculations.deepmd_common import BACKENDS
 from aiida_perovskite.data import TrainingSetData
 from tests.conftest import await_process, executable
 from tests.helpers import lj_frames
@@ -43,6 +44,7 @@ def test_training_and_restart_from_checkpoint(daemon, dp_code):
     restart.parameters = orm.Dict(parameters)
     restart.parent_folder = first.outputs.remote_folder
     restart.init_mode = orm.Str("restart")
+    restart.backend = builder.train.backend
     restart.metadata.options = builder.train.metadata.options
     second = await_process(submit(restart))
     assert second.is_finished_ok, second.exit_status
@@ -102,7 +104,15 @@ def test_evaluation_matches_dp_test_by_hand(bt300k_ensemble, unipero_dir, tmp_pa
 
     model_file = model.write(tmp_path)
     result = subprocess.run(
-        [str(executable("dp")), "--pt", "test", "-m", str(model_file), "-s", str(unipero_dir / "BT-900K")],
+        [
+            str(executable("dp")),
+            BACKENDS[model.dp_backend]["flag"],
+            "test",
+            "-m",
+            str(model_file),
+            "-s",
+            str(unipero_dir / "BT-900K"),
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 from aiida import orm
 
-__all__ = ("BACKENDS", "validate_backend", "validate_type_map_covers")
+__all__ = ("BACKENDS", "DEFAULT_BACKEND", "validate_backend", "validate_type_map_covers")
+
+# TensorFlow trains 1.6x and runs LAMMPS MD 7-11x faster than PyTorch on CPU (docs/benchmarks.md).
+DEFAULT_BACKEND = "tensorflow"
 
 BACKENDS = {
     "pytorch": {"name": "pytorch", "flag": "--pt", "suffix": ".pth", "checkpoint": "model.ckpt.pt"},

@@ -10,7 +10,12 @@ from aiida import orm
 from aiida.common import CalcInfo, CodeInfo, CodeRunMode
 from aiida.engine import CalcJob
 
-from aiida_perovskite.calculations.deepmd_common import BACKENDS, validate_backend, validate_type_map_covers
+from aiida_perovskite.calculations.deepmd_common import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    validate_backend,
+    validate_type_map_covers,
+)
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 
 __all__ = ("DeepmdTrainCalculation",)
@@ -112,9 +117,9 @@ class DeepmdTrainCalculation(CalcJob):
         spec.input(
             "backend",
             valid_type=orm.Str,
-            default=lambda: orm.Str("pytorch"),
+            default=lambda: orm.Str(DEFAULT_BACKEND),
             validator=validate_backend,
-            help="pytorch (.pth models) or tensorflow (.pb models).",
+            help="tensorflow (.pb models; fastest MD on CPU, docs/benchmarks.md) or pytorch (.pth models).",
         )
         spec.input("compress", valid_type=orm.Bool, default=lambda: orm.Bool(False), help="Also run `dp compress`.")
         spec.input("init_model", valid_type=DeepPotentialData, required=False, help="Frozen model to start from.")

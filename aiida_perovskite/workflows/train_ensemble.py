@@ -10,6 +10,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.calculations.deepmd_common import DEFAULT_BACKEND
 from aiida_perovskite.calculations.deepmd_train import check_data_against_model
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.protocols import load_protocol
@@ -42,7 +43,8 @@ def validate_inputs(inputs, _) -> str | None:
     models = inputs.get("reuse", {}).get("models", {})
     if models and len(models) != inputs["num_models"].value:
         return f"reuse.models has {len(models)} models but num_models is {inputs['num_models'].value}: give one each"
-    backend = inputs["train"]["train"]["backend"].value if "backend" in inputs["train"]["train"] else "pytorch"
+    train_inputs = inputs["train"]["train"]
+    backend = train_inputs["backend"].value if "backend" in train_inputs else DEFAULT_BACKEND
     for key, model in models.items():
         if model.dp_backend != backend:
             return f"reuse.models.{key} is a {model.dp_backend} model but the ensemble trains with {backend!r}"

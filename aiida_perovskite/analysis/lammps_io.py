@@ -1,0 +1,213 @@
+"""LAMMPS input writing and output reading for DeePMD MD (no AiiDA).
+
+Units are LAMMPS ``metal``: Å, eV, ps, K, bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Sequence
+from typing import IO
+
+import numpy as np
+
+__all__ = (
+    "ENSEMBLES",
+    "MdSettings",
+    "exploration_script",
+    "parse_dump",
+    "parse_thermo",
+    "write_data_file",
+)
+
+ENSEMBLES = ("nvt", "npt-iso", "npt-aniso", "npt-tri")
+THERMO_COLUMNS = "step temp pe ke etotal press vol lx ly lz xy xz yz"
+
+
+@dataclasses.dataclass(frozen=True)
+class MdSettings:
+    """One MD run. Defaults follow the papers' MD protocol: 2 fs, Tdamp 0.1 ps, Pdamp 0.5 ps."""
+
+    ensemble: str
+    temperature: float
+    steps: int
+    sampling_interval: int
+    pressure: float = 1.0
+    timestep: float = 0.002
+    tdamp: float = 0.1
+    pdamp: float = 0.5
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MdSettings:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown MD setting(s) {unknown}; known: {sorted(known)}")
+        missing = sorted(
+            name for name in ("ensemble", "temperature", "steps", "sampling_interval") if name not in values
+        )
+        if missing:
+            raise ValueError(f"missing MD setting(s) {missing}")
+        return cls(**values)
+
+    def __post_init__(self):
+        if self.ensemble not in ENSEMBLES:
+            raise ValueError(f"unknown ensemble {self.ensemble!r}; choose one of {', '.join(ENSEMBLES)}")
+        for name in ("temperature", "timestep", "tdamp", "pdamp"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not isinstance(self.pressure, int | float) or not math.isfinite(self.pressure):
+            raise ValueError(f"pressure must be a number (bar), got {self.pressure!r}")
+        for name in ("steps", "sampling_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.sampling_interval > self.steps:
+            raise ValueError(f"sampling_interval {self.sampling_interval} is longer than the run ({self.steps} steps)")
+
+    @property
+    def expected_frames(self) -> int:
+        return self.steps // self.sampling_interval + 1
+
+
+def write_data_file(handle: IO[str], atoms, type_map: Sequence[str]) -> None:
+    """LAMMPS data file with atom types in ``type_map`` order (every element a type, used or not)."""
+    from ase.io.lammpsdata import write_lammps_data
+
+    write_lammps_data(handle, atoms, specorder=list(type_map), masses=True, units="metal", atom_style="atomic")
+
+
+def exploration_script(
+    settings: MdSettings,
+    models: Sequence[str],
+    type_map: Sequence[str],
+    velocity_seed: int,
+    data_file: str,
+    devi_file: str,
+    dump_file: str,
+) -> str:
+    """Input script: MD with ``models[0]``, all models evaluated every ``sampling_interval`` steps."""
+    s = settings
+    every = s.sampling_interval
+    if s.ensemble == "nvt":
+        integrator = f"fix integrate all nvt temp {s.temperature} {s.temperature} {s.tdamp}"
+    else:
+        coupling = s.ensemble.split("-")[1]
+        integrator = (
+            f"fix integrate all npt temp {s.temperature} {s.temperature} {s.tdamp} "
+            f"{coupling} {s.pressure} {s.pressure} {s.pdamp}"
+        )
+    lines = [
+        "units metal",
+        "boundary p p p",
+        "atom_style atomic",
+        "atom_modify map yes",
+        f"read_data {data_file}",
+        *(["change_box all triclinic"] if s.ensemble == "npt-tri" else []),
+        "neighbor 1.0 bin",
+        f"pair_style deepmd {' '.join(models)} out_freq {every} out_file {devi_file}",
+        f"pair_coeff * * {' '.join(type_map)}",
+        f"velocity all create {s.temperature} {velocity_seed} dist gaussian mom yes rot yes",
+        integrator,
+        f"timestep {s.timestep}",
+        f"thermo_style custom {THERMO_COLUMNS}",
+        "thermo_modify format float %.10g lost error norm no flush yes",
+        f"thermo {every}",
+        f"dump sampled all custom {every} {dump_file} id type x y z",
+        "dump_modify sampled sort id format float %.15g",
+        f"run {s.steps}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_dump(text: str, type_map: Sequence[str]) -> dict[str, np.ndarray]:
+    """Frames of a ``dump custom ... id type x y z`` file: steps, cells (n, 3, 3), positions (n, N, 3), symbols.
+
+    Handles triclinic boxes (LAMMPS' bounding-box convention) and drops a last frame cut by a crash.
+    """
+    steps, cells, positions = [], [], []
+    types = None
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        if not lines[index].startswith("ITEM: TIMESTEP"):
+            index += 1
+            continue
+        try:
+            step = int(lines[index + 1])
+            natoms = int(lines[index + 3])
+            bounds_header = lines[index + 4]
+            bounds = np.array([[float(v) for v in lines[index + 5 + k].split()] for k in range(3)])
+            columns = lines[index + 8].split()[2:]
+            rows = np.array([line.split() for line in lines[index + 9 : index + 9 + natoms]], dtype=float)
+        except (IndexError, ValueError):
+            break
+        if rows.shape != (natoms, len(columns)):
+            break
+        rows = rows[np.argsort(rows[:, columns.index("id")])]
+        cell = _cell_from_bounds(bounds, "xy" in bounds_header)
+        steps.append(step)
+        cells.append(cell)
+        positions.append(rows[:, [columns.index(c) for c in ("x", "y", "z")]])
+        types = rows[:, columns.index("type")].astype(int) - 1
+        index += 9 + natoms
+    if types is None:
+        return {
+            "steps": np.zeros(0, dtype=int),
+            "cells": np.zeros((0, 3, 3)),
+            "positions": np.zeros((0, 0, 3)),
+            "symbols": [],
+        }
+    return {
+        "steps": np.array(steps, dtype=int),
+        "cells": np.array(cells),
+        "positions": np.array(positions),
+        "symbols": [type_map[t] for t in types],
+    }
+
+
+def _cell_from_bounds(bounds: np.ndarray, triclinic: bool) -> np.ndarray:
+    """Cell vectors (rows) from a dump's box bounds (with tilts xy xz yz for triclinic boxes)."""
+    if not triclinic:
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        return np.diag(hi - lo)
+    (xlo_b, xhi_b, xy), (ylo_b, yhi_b, xz), (zlo, zhi, yz) = bounds
+    xlo = xlo_b - min(0.0, xy, xz, xy + xz)
+    xhi = xhi_b - max(0.0, xy, xz, xy + xz)
+    ylo = ylo_b - min(0.0, yz)
+    yhi = yhi_b - max(0.0, yz)
+    return np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, zhi - zlo]])
+
+
+_LOOP = re.compile(r"^Loop time of")
+
+
+def parse_thermo(log: str) -> dict[str, np.ndarray]:
+    """The thermo table of the (last) run in ``log.lammps``, by lower-case column name."""
+    header, rows = None, []
+    for line in log.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "Step":
+            header, rows = [name.lower() for name in fields], []
+            continue
+        if header is None:
+            continue
+        if _LOOP.match(line):
+            break
+        if len(fields) == len(header) and all(_is_number(field) for field in fields):
+            rows.append([float(value) for value in fields])
+    if header is None:
+        return {}
+    table = np.array(rows, dtype=float).reshape(-1, len(header))
+    return {name: table[:, index] for index, name in enumerate(header)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,161 @@
+"""Model deviation of an ensemble and the trust-level decision of the concurrent-learning loop.
+
+The force deviation of a frame is ``max_i sqrt(< |F_i - <F_i>|^2 >)`` over atoms ``i``, the average running
+over the models (what LAMMPS' ``pair_style deepmd ... out_file model_devi.out`` writes as ``max_devi_f``).
+A frame is *accurate* below the lower trust level, a *candidate* between the two levels and *failed* at or
+above the upper one; NaN or infinite deviations are failed, never accurate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = (
+    "ACCURATE",
+    "CANDIDATE",
+    "FAILED",
+    "TrustLevels",
+    "choose",
+    "classify",
+    "force_deviation",
+    "parse_model_devi",
+    "sanity_mask",
+    "summarise",
+)
+
+ACCURATE, CANDIDATE, FAILED = 0, 1, 2
+CLASS_NAMES = {ACCURATE: "accurate", CANDIDATE: "candidate", FAILED: "failed"}
+
+
+def parse_model_devi(text: str) -> dict[str, np.ndarray]:
+    """Columns of ``model_devi.out`` by name: ``step``, ``max_devi_v`` ... ``avg_devi_f`` (and ``devi_e`` if any).
+
+    A last line cut by a crashed run is dropped.
+    """
+    header: list[str] | None = None
+    rows = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            header = stripped.lstrip("#").split()
+            continue
+        values = stripped.split()
+        if header is not None and len(values) == len(header):
+            rows.append([float(value) for value in values])
+    if header is None:
+        raise ValueError("model_devi.out has no '# step ...' header")
+    table = np.array(rows, dtype=float).reshape(-1, len(header))
+    columns = {name: table[:, index] for index, name in enumerate(header)}
+    columns["step"] = columns["step"].astype(int)
+    return columns
+
+
+def force_deviation(forces: np.ndarray) -> float:
+    """``max_i sqrt(<|F_i - <F_i>|^2>)`` for ``forces`` of shape (models, atoms, 3), in the forces' unit."""
+    forces = np.asarray(forces, dtype=float)
+    spread = forces - forces.mean(axis=0, keepdims=True)
+    return float(np.sqrt((spread**2).sum(axis=-1).mean(axis=0)).max())
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustLevels:
+    """Force trust levels in eV/Å; optional virial levels (per atom, eV) as a second criterion."""
+
+    force_lo: float
+    force_hi: float
+    virial_lo: float | None = None
+    virial_hi: float | None = None
+
+    def __post_init__(self):
+        if not self.force_lo < self.force_hi:
+            raise ValueError(f"trust levels need force_lo < force_hi, got {self.force_lo} and {self.force_hi}")
+        if self.force_lo < 0:
+            raise ValueError(f"force_lo must not be negative, got {self.force_lo}")
+        if (self.virial_lo is None) != (self.virial_hi is None):
+            raise ValueError("give both virial_lo and virial_hi, or neither")
+        if self.virial_lo is not None and not 0 <= self.virial_lo < self.virial_hi:
+            raise ValueError(f"trust levels need 0 <= virial_lo < virial_hi, got {self.virial_lo}, {self.virial_hi}")
+
+
+def _classify_one(deviation: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    deviation = np.asarray(deviation, dtype=float)
+    classes = np.full(deviation.shape, CANDIDATE, dtype=int)
+    with np.errstate(invalid="ignore"):
+        classes[deviation < lo] = ACCURATE
+        classes[(deviation >= hi) | ~np.isfinite(deviation)] = FAILED
+    return classes
+
+
+def classify(force_devi: np.ndarray, levels: TrustLevels, virial_devi: np.ndarray | None = None) -> np.ndarray:
+    """Class of each frame: failed if any criterion fails, accurate only if all are accurate."""
+    classes = _classify_one(force_devi, levels.force_lo, levels.force_hi)
+    if levels.virial_lo is not None:
+        if virial_devi is None:
+            raise ValueError("virial trust levels were given but no virial deviations")
+        classes = np.maximum(classes, _classify_one(virial_devi, levels.virial_lo, levels.virial_hi))
+    return classes
+
+
+def choose(candidates: np.ndarray, deviations: np.ndarray, max_count: int, mode: str, seed: int | None) -> np.ndarray:
+    """Pick at most ``max_count`` of the ``candidates`` (indices); returned sorted.
+
+    ``random``: uniformly without replacement with ``numpy.random.default_rng(seed)``; ``max_deviation``: the
+    ones with the highest deviation (ties broken by index).
+    """
+    candidates = np.asarray(candidates, dtype=int)
+    if max_count < 0:
+        raise ValueError(f"max_count must not be negative, got {max_count}")
+    if candidates.size <= max_count:
+        return np.sort(candidates)
+    if mode == "random":
+        if seed is None:
+            raise ValueError("random selection needs an explicit seed")
+        return np.sort(np.random.default_rng(seed).choice(candidates, size=max_count, replace=False))
+    if mode == "max_deviation":
+        order = np.lexsort((candidates, -np.asarray(deviations, dtype=float)[candidates]))
+        return np.sort(candidates[order[:max_count]])
+    raise ValueError(f"unknown selection mode {mode!r}; choose 'random' or 'max_deviation'")
+
+
+def sanity_mask(
+    cells: np.ndarray,
+    positions: np.ndarray,
+    min_distance: float | None = None,
+    max_skew: float | None = None,
+) -> np.ndarray:
+    """True for frames that pass: shortest interatomic distance >= ``min_distance`` (Å, minimum image) and
+    cell skew ``max |tilt| / diagonal`` of the LAMMPS-style lower-triangular cell <= ``max_skew``."""
+    cells = np.asarray(cells, dtype=float)
+    positions = np.asarray(positions, dtype=float)
+    keep = np.ones(len(cells), dtype=bool)
+    for index, (cell, coords) in enumerate(zip(cells, positions, strict=True)):
+        if (max_skew is not None and cell_skew(cell) > max_skew) or (
+            min_distance is not None and shortest_distance(cell, coords) < min_distance
+        ):
+            keep[index] = False
+    return keep
+
+
+def cell_skew(cell: np.ndarray) -> float:
+    """Largest tilt relative to its cell length, in the upper-triangular-free (LAMMPS) representation."""
+    from ase.geometry import cell_to_cellpar, cellpar_to_cell
+
+    lower = cellpar_to_cell(cell_to_cellpar(cell))  # a along x, b in the xy plane: tilts in the lower triangle
+    return float(max(abs(lower[1, 0]) / lower[0, 0], abs(lower[2, 0]) / lower[0, 0], abs(lower[2, 1]) / lower[1, 1]))
+
+
+def shortest_distance(cell: np.ndarray, positions: np.ndarray) -> float:
+    """Shortest distance between two atoms under periodic boundary conditions (minimum image)."""
+    from ase.geometry import get_distances
+
+    _, distances = get_distances(positions, cell=cell, pbc=True)
+    np.fill_diagonal(distances, np.inf)
+    return float(distances.min())
+
+
+def summarise(classes: np.ndarray) -> dict[str, int]:
+    return {name: int((np.asarray(classes) == code).sum()) for code, name in CLASS_NAMES.items()}

@@ -1,0 +1,155 @@
+"""``select_candidates``: the trust-level decision of one iteration, recorded in the provenance graph."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_perovskite.analysis.model_deviation import (
+    ACCURATE,
+    CANDIDATE,
+    FAILED,
+    TrustLevels,
+    choose,
+    classify,
+    sanity_mask,
+    summarise,
+)
+
+__all__ = ("SELECTION_MODES", "parse_trust", "select_candidates")
+
+SELECTION_MODES = ("random", "max_deviation")
+
+
+def parse_trust(trust: dict, system: str) -> TrustLevels:
+    """Trust levels of ``system``: the global ``force_lo/force_hi`` (and virial) updated by ``per_system``."""
+    levels = {key: value for key, value in trust.items() if key != "per_system"}
+    levels.update(trust.get("per_system", {}).get(system, {}))
+    return TrustLevels(**levels)
+
+
+@calcfunction
+def select_candidates(
+    trust: orm.Dict,
+    max_labels: orm.Int,
+    mode: orm.Str,
+    seed: orm.Int,
+    skip_frames: orm.Int,
+    sanity: orm.Dict,
+    **explorations: orm.Data,
+) -> dict:
+    """Classify every explored frame and pick the candidates to label, per system.
+
+    ``explorations`` holds, for each exploration job ``<system>__<job>``: ``expected__<system>__<job>`` (Int,
+    the frames the run should have sampled; those it did not reach count as failed), and, unless the job
+    sampled nothing, its deviation table ``devi__<system>__<job>`` (ArrayData) and its frames
+    ``traj__<system>__<job>`` (TrajectoryData), aligned row for row.
+
+    Outputs: ``candidates.<system>`` (TrajectoryData of the picked frames), ``indices.<system>`` (ArrayData
+    with ``(job, frame)`` pairs of each class), ``statistics`` (Dict per system: explored, accurate,
+    candidate, failed, not_sampled, filtered_out, selected).
+    """
+    jobs: dict[str, list[str]] = {}
+    for key in explorations:
+        kind, _, job = key.partition("__")
+        if kind == "expected":
+            jobs.setdefault(job.split("__")[0], []).append(job)
+
+    statistics: dict[str, dict] = {}
+    outputs: dict[str, orm.Data] = {}
+    rng_seeds = np.random.SeedSequence(seed.value).spawn(len(jobs))
+    for (system, system_jobs), system_seed in zip(sorted(jobs.items()), rng_seeds, strict=True):
+        levels = parse_trust(trust.get_dict(), system)
+        pairs, classes, deviations, frames = [], [], [], []
+        not_sampled = 0
+        for job_index, job in enumerate(sorted(system_jobs)):
+            table = explorations.get(f"devi__{job}")
+            expected = explorations[f"expected__{job}"].value
+            force = table.get_array("max_devi_f") if table is not None else np.zeros(0)
+            virial = table.get_array("max_devi_v") if table is not None else np.zeros(0)
+            keep = np.arange(force.size) >= skip_frames.value
+            job_classes = classify(force, levels, virial)
+            not_sampled += max(expected - force.size, 0)
+            pairs += [(job_index, frame) for frame in np.flatnonzero(keep)]
+            classes.append(job_classes[keep])
+            deviations.append(force[keep])
+            frames.append((explorations.get(f"traj__{job}"), np.flatnonzero(keep)))
+        classes_all = np.concatenate(classes) if classes else np.zeros(0, dtype=int)
+        deviation_all = np.concatenate(deviations) if deviations else np.zeros(0)
+        pair_array = np.array(pairs, dtype=int).reshape(-1, 2)
+
+        cells, positions, symbols = _gather_frames(frames, pair_array.shape[0])
+        candidate_rows = np.flatnonzero(classes_all == CANDIDATE)
+        passing = sanity_mask(
+            cells[candidate_rows], positions[candidate_rows], sanity.get("min_distance"), sanity.get("max_skew")
+        )
+        filtered_rows = candidate_rows[~passing]
+        eligible = candidate_rows[passing]
+        chosen = choose(eligible, deviation_all, max_labels.value, mode.value, _child_seed(system_seed))
+
+        counts = summarise(classes_all)
+        statistics[system] = {
+            "explored": int(classes_all.size) + not_sampled,
+            "accurate": counts["accurate"],
+            "candidate": counts["candidate"],
+            "failed": counts["failed"] + not_sampled,
+            "not_sampled": not_sampled,
+            "filtered_out": int(filtered_rows.size),
+            "selected": int(chosen.size),
+            "accurate_fraction": counts["accurate"] / max(int(classes_all.size) + not_sampled, 1),
+        }
+        indices = orm.ArrayData()
+        for name, rows in (
+            ("accurate", np.flatnonzero(classes_all == ACCURATE)),
+            ("candidate", candidate_rows),
+            ("failed", np.flatnonzero(classes_all == FAILED)),
+            ("filtered_out", filtered_rows),
+            ("selected", chosen),
+        ):
+            indices.set_array(name, pair_array[rows])
+        indices.set_array("jobs", np.array(sorted(system_jobs)))
+        outputs[f"indices__{system}"] = indices
+        if chosen.size:
+            picked = orm.TrajectoryData()
+            picked.set_trajectory(
+                symbols=symbols,
+                positions=positions[chosen],
+                cells=cells[chosen],
+                stepids=np.arange(chosen.size),
+                pbc=(True, True, True),
+            )
+            picked.set_array("source", pair_array[chosen])
+            outputs[f"candidates__{system}"] = picked
+    outputs["statistics"] = orm.Dict(statistics)
+    return _nest(outputs)
+
+
+def _gather_frames(frames, count: int):
+    """Cells and positions of every kept frame, in the order of the (job, frame) pairs."""
+    cells, positions, symbols = [], [], []
+    for trajectory, kept in frames:
+        if trajectory is None or kept.size == 0:
+            continue
+        symbols = trajectory.symbols
+        cells.append(trajectory.get_cells()[kept])
+        positions.append(trajectory.get_positions()[kept])
+    if not cells:
+        return np.zeros((count, 3, 3)), np.zeros((count, 0, 3)), symbols
+    return np.concatenate(cells), np.concatenate(positions), symbols
+
+
+def _child_seed(sequence: np.random.SeedSequence) -> int:
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
+
+
+def _nest(outputs: dict[str, orm.Data]) -> dict:
+    """``candidates__X`` -> ``{"candidates": {"X": ...}}`` (calcfunction outputs may be nested namespaces)."""
+    nested: dict = {}
+    for key, value in outputs.items():
+        namespace, _, name = key.partition("__")
+        if name:
+            nested.setdefault(namespace, {})[name] = value
+        else:
+            nested[key] = value
+    return nested

@@ -1,0 +1,191 @@
+"""``perovskite.explore``: exploration MD over systems x temperatures x pressures, then the selection."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain
+
+from aiida_perovskite.analysis.lammps_io import MdSettings
+from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.calcfunctions.select_candidates import SELECTION_MODES, parse_trust, select_candidates
+from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
+from aiida_perovskite.data import DeepPotentialData
+
+__all__ = ("ExploreWorkChain",)
+
+TAG_KEYS = ("campaign", "iteration", "stage")
+
+
+def validate_structures(structures, _) -> str | None:
+    if not structures:
+        return "give at least one structure to explore"
+    bad = [name for name in structures if "__" in name]
+    if bad:
+        return f"system names may not contain '__': {bad}"
+    return None
+
+
+def validate_conditions(conditions: orm.Dict, _) -> str | None:
+    values = conditions.get_dict()
+    temperatures, pressures = values.get("temperatures"), values.get("pressures", [1.0])
+    if not temperatures:
+        return "conditions.temperatures must list at least one temperature (K)"
+    bad = [t for t in temperatures if not isinstance(t, int | float) or t <= 0]
+    if bad:
+        return f"temperatures must be positive (K), got {bad}"
+    if not pressures or any(not isinstance(p, int | float) for p in pressures):
+        return f"conditions.pressures must be a non-empty list of numbers (bar), got {pressures!r}"
+    md = {key: value for key, value in values.items() if key not in ("temperatures", "pressures")}
+    try:
+        MdSettings.from_dict({**md, "temperature": temperatures[0], "pressure": pressures[0]})
+    except (TypeError, ValueError) as exc:
+        return f"conditions: {exc}"
+    return None
+
+
+def validate_trust(trust: orm.Dict, _) -> str | None:
+    values = trust.get_dict()
+    systems = ["__global__", *values.get("per_system", {})]
+    for system in systems:
+        try:
+            parse_trust(values, system)
+        except (TypeError, ValueError) as exc:
+            where = "trust" if system == "__global__" else f"trust.per_system.{system}"
+            return f"{where}: {exc}"
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    models, structures = inputs.get("models"), inputs.get("structures")
+    if models and structures:
+        type_map = next(iter(models.values())).type_map
+        for name, structure in structures.items():
+            unknown = sorted(set(structure.get_symbols_set()) - set(type_map))
+            if unknown:
+                return f"structure {name!r} contains element(s) {unknown} that the models' type_map {type_map} lacks"
+    mode = inputs.get("selection_mode")
+    if mode is not None and mode.value not in SELECTION_MODES:
+        return f"unknown selection_mode {mode.value!r}; choose one of {', '.join(SELECTION_MODES)}"
+    if "max_labels" in inputs and inputs["max_labels"].value < 0:
+        return f"max_labels must not be negative, got {inputs['max_labels'].value}"
+    return None
+
+
+class ExploreWorkChain(WorkChain):
+    """Run one exploration per (system, temperature, pressure) and select the frames to label."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("code", valid_type=orm.AbstractCode, help="LAMMPS with the DeePMD plugin.")
+        spec.input_namespace("models", valid_type=DeepPotentialData, dynamic=True, validator=validate_models)
+        spec.input_namespace(
+            "structures",
+            valid_type=orm.StructureData,
+            dynamic=True,
+            validator=validate_structures,
+            help="Starting structures by system name.",
+        )
+        spec.input(
+            "conditions",
+            valid_type=orm.Dict,
+            validator=validate_conditions,
+            help="temperatures (K), pressures (bar), and the MD settings shared by all runs: ensemble, "
+            "steps, sampling_interval, timestep, tdamp, pdamp.",
+        )
+        spec.input(
+            "trust",
+            valid_type=orm.Dict,
+            validator=validate_trust,
+            help="force_lo, force_hi (eV/Å), optional virial_lo/hi, optional per_system overrides.",
+        )
+        spec.input("max_labels", valid_type=orm.Int, default=lambda: orm.Int(10), help="Per system.")
+        spec.input("selection_mode", valid_type=orm.Str, default=lambda: orm.Str("random"))
+        spec.input("seed", valid_type=orm.Int, help="Velocity seeds and the random selection derive from it.")
+        spec.input("skip_frames", valid_type=orm.Int, default=lambda: orm.Int(0), help="Per trajectory start.")
+        spec.input(
+            "sanity",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({"min_distance": 0.8, "max_skew": 0.5}),
+            help="Candidate filter: min_distance (Å) between atoms, max_skew (tilt / length).",
+        )
+        spec.input("options", valid_type=dict, non_db=True, default=lambda: {}, help="metadata.options of the MD.")
+        spec.inputs.validator = validate_inputs
+        spec.outline(cls.run_explorations, cls.select)
+        spec.output_namespace("candidates", valid_type=orm.TrajectoryData, dynamic=True)
+        spec.output_namespace("indices", valid_type=orm.ArrayData, dynamic=True)
+        spec.output("statistics", valid_type=orm.Dict)
+        spec.output_namespace("deviations", valid_type=orm.ArrayData, dynamic=True)
+        spec.exit_code(
+            410,
+            "ERROR_ALL_FRAMES_FAILED",
+            message="every explored frame failed in system(s) {systems}: the models blow up there.",
+        )
+
+    def run_explorations(self):
+        conditions = self.inputs.conditions.get_dict()
+        temperatures = conditions.pop("temperatures")
+        pressures = conditions.pop("pressures", [1.0])
+        runs = [
+            (system, temperature, pressure)
+            for system in sorted(self.inputs.structures)
+            for temperature in temperatures
+            for pressure in (pressures if conditions["ensemble"] != "nvt" else pressures[:1])
+        ]
+        seeds = derive_seeds(self.inputs.seed, orm.Int(len(runs)))
+        tags = {key: value for key, value in self.node.base.extras.all.items() if key in TAG_KEYS}
+        calls = {}
+        for index, (system, temperature, pressure) in enumerate(runs):
+            job = f"{system}__T{temperature:g}_P{pressure:g}".replace(".", "p").replace("-", "m")
+            builder = LammpsExploreCalculation.get_builder()
+            builder.code = self.inputs.code
+            builder.models = dict(self.inputs.models)
+            builder.structure = self.inputs.structures[system]
+            builder.parameters = orm.Dict({**conditions, "temperature": temperature, "pressure": pressure})
+            builder.velocity_seed = seeds[f"seed_{index}"]
+            builder.metadata.options = dict(self.inputs.options)
+            builder.metadata.call_link_label = f"explore_{index}"
+            node = self.submit(builder)
+            node.base.extras.set_many(
+                {**tags, "stage": "explore", "system": system, "temperature": temperature, "pressure": pressure}
+            )
+            calls[job] = node
+        self.ctx.jobs = list(calls)
+        self.report(f"launched {len(calls)} exploration(s)")
+        return ToContext(**{f"job__{job}": node for job, node in calls.items()})
+
+    def select(self):
+        explorations = {}
+        for job in self.ctx.jobs:
+            node = self.ctx[f"job__{job}"]
+            if "deviations" not in node.outputs:
+                self.report(f"exploration {job} <{node.pk}> sampled nothing (exit {node.exit_status}): all failed")
+            else:
+                explorations[f"devi__{job}"] = node.outputs.deviations
+                self.out(f"deviations.{job}", node.outputs.deviations)
+            if "trajectory" in node.outputs:
+                explorations[f"traj__{job}"] = node.outputs.trajectory
+            expected = MdSettings.from_dict(node.inputs.parameters.get_dict()).expected_frames
+            explorations[f"expected__{job}"] = orm.Int(expected)
+        result = select_candidates(
+            trust=self.inputs.trust,
+            max_labels=self.inputs.max_labels,
+            mode=self.inputs.selection_mode,
+            seed=self.inputs.seed,
+            skip_frames=self.inputs.skip_frames,
+            sanity=self.inputs.sanity,
+            **explorations,
+        )
+        for namespace in ("candidates", "indices"):
+            for system, node in result.get(namespace, {}).items():
+                self.out(f"{namespace}.{system}", node)
+        self.out("statistics", result["statistics"])
+        statistics = result["statistics"].get_dict()
+        blown = [
+            system for system, stats in statistics.items() if stats["explored"] and stats["failed"] == stats["explored"]
+        ]
+        for system, stats in statistics.items():
+            self.report(f"{system}: {stats}")
+        if blown:
+            return self.exit_codes.ERROR_ALL_FRAMES_FAILED.format(systems=", ".join(blown))
+        return None

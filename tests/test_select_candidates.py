@@ -1,0 +1,116 @@
+"""The select_candidates calcfunction: per-system statistics, indices, seeded choice, provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+
+from aiida_perovskite.calcfunctions.select_candidates import select_candidates
+from tests.helpers import cubic_batio3
+
+
+def exploration(devi: list[float], shift: float = 0.0, expected: int | None = None) -> dict[str, orm.Data]:
+    table = orm.ArrayData()
+    table.set_array("step", np.arange(len(devi)) * 10)
+    table.set_array("max_devi_f", np.array(devi, dtype=float))
+    table.set_array("max_devi_v", np.zeros(len(devi)))
+    atoms = cubic_batio3(repeat=2)
+    trajectory = orm.TrajectoryData()
+    positions = np.array([atoms.positions + shift + 0.001 * i for i in range(len(devi))])
+    trajectory.set_trajectory(
+        symbols=atoms.get_chemical_symbols(),
+        positions=positions,
+        cells=np.array([atoms.cell[:]] * len(devi)),
+        stepids=np.arange(len(devi)),
+        pbc=(True, True, True),
+    )
+    return {"devi": table, "traj": trajectory, "expected": orm.Int(expected if expected is not None else len(devi))}
+
+
+def run_selection(jobs: dict[str, dict], trust=None, max_labels=3, mode="random", seed=42, skip=0, sanity=None):
+    kwargs = {f"{kind}__{job}": node for job, nodes in jobs.items() for kind, node in nodes.items()}
+    return select_candidates.run_get_node(
+        trust=orm.Dict(trust or {"force_lo": 0.05, "force_hi": 0.15}),
+        max_labels=orm.Int(max_labels),
+        mode=orm.Str(mode),
+        seed=orm.Int(seed),
+        skip_frames=orm.Int(skip),
+        sanity=orm.Dict(sanity or {}),
+        **kwargs,
+    )
+
+
+DEVI = [0.01, 0.06, 0.07, 0.2, np.nan, 0.08, 0.09, 0.10, 0.02]
+
+
+def test_statistics_indices_and_candidates():
+    results, node = run_selection({"BTO__T300": exploration(DEVI), "BTO__T600": exploration([0.01, 0.12, 0.5])})
+    stats = results["statistics"]["BTO"]
+    assert stats == {
+        "explored": 12,
+        "accurate": 3,
+        "candidate": 6,
+        "failed": 3,
+        "not_sampled": 0,
+        "filtered_out": 0,
+        "selected": 3,
+        "accurate_fraction": 0.25,
+    }
+    indices = results["indices"]["BTO"]
+    assert indices.get_array("jobs").tolist() == ["BTO__T300", "BTO__T600"]
+    assert indices.get_array("failed").tolist() == [[0, 3], [0, 4], [1, 2]]
+    assert indices.get_array("accurate").tolist() == [[0, 0], [0, 8], [1, 0]]
+    selected = indices.get_array("selected")
+    assert len(selected) == 3
+    assert all(pair.tolist() in indices.get_array("candidate").tolist() for pair in selected)
+    candidates = results["candidates"]["BTO"]
+    assert candidates.numsteps == 3
+    np.testing.assert_array_equal(candidates.get_array("source"), selected)
+    assert node.is_finished_ok
+    assert {link.link_label for link in node.base.links.get_incoming().all()} >= {"seed", "trust", "devi__BTO__T300"}
+
+
+def test_same_seed_same_frames_different_seed_different_frames():
+    jobs = {"BTO__T300": exploration(DEVI * 3)}
+    first = run_selection(jobs, seed=1)[0]["indices"]["BTO"].get_array("selected").tolist()
+    again = run_selection(jobs, seed=1)[0]["indices"]["BTO"].get_array("selected").tolist()
+    other = run_selection(jobs, seed=2)[0]["indices"]["BTO"].get_array("selected").tolist()
+    assert first == again
+    assert first != other
+
+
+def test_max_deviation_mode_and_skip_frames():
+    results, _ = run_selection({"BTO__T300": exploration(DEVI)}, mode="max_deviation", max_labels=2, skip=2)
+    assert results["indices"]["BTO"].get_array("selected").tolist() == [[0, 6], [0, 7]]
+    assert results["statistics"]["BTO"]["explored"] == 7
+
+
+def test_per_system_trust_levels():
+    trust = {"force_lo": 0.05, "force_hi": 0.15, "per_system": {"PTO": {"force_lo": 0.1, "force_hi": 0.3}}}
+    results, _ = run_selection({"BTO__a": exploration([0.08, 0.2]), "PTO__a": exploration([0.08, 0.2])}, trust=trust)
+    assert results["statistics"]["BTO"]["failed"] == 1
+    assert results["statistics"]["PTO"]["accurate"] == 1 and results["statistics"]["PTO"]["candidate"] == 1
+
+
+def test_sanity_filter_removes_candidates_and_counts_them():
+    squeezed = exploration([0.1, 0.1])
+    positions = squeezed["traj"].get_positions()
+    positions[1, 1] = positions[1, 0] + [0.2, 0, 0]
+    squeezed["traj"].set_array("positions", positions)
+    results, _ = run_selection({"BTO__a": squeezed}, sanity={"min_distance": 0.8})
+    assert results["statistics"]["BTO"]["filtered_out"] == 1
+    assert results["indices"]["BTO"].get_array("selected").tolist() == [[0, 0]]
+
+
+def test_frames_a_crashed_run_did_not_reach_count_as_failed():
+    results, _ = run_selection({"BTO__a": exploration([0.01, 0.1], expected=6)})
+    stats = results["statistics"]["BTO"]
+    assert (stats["explored"], stats["failed"], stats["not_sampled"]) == (6, 4, 4)
+
+
+@pytest.mark.parametrize("mode", ["random", "max_deviation"])
+def test_no_candidates_means_no_candidate_output(mode):
+    results, _ = run_selection({"BTO__a": exploration([0.01, 0.02])}, mode=mode)
+    assert "BTO" not in results.get("candidates", {})
+    assert results["statistics"]["BTO"]["accurate_fraction"] == 1.0
