@@ -67,12 +67,21 @@ TINY_INPUT = {
 
 
 def train_tiny_model(
-    workdir: pathlib.Path, dp: pathlib.Path, backend: str = "pt", compress: bool = False
+    workdir: pathlib.Path,
+    dp: pathlib.Path,
+    backend: str = "pt",
+    compress: bool = False,
+    type_map: list[str] | None = None,
+    seed: int = 1,
 ) -> pathlib.Path:
     """Train a few steps with the real ``dp`` on LJ frames and freeze; return the model file."""
     workdir.mkdir(parents=True, exist_ok=True)
     lj_frames().write_deepmd_npy(workdir / "data")
     config = json.loads(json.dumps(TINY_INPUT))
+    config["model"]["type_map"] = type_map or TYPE_MAP
+    for section in (config["model"]["descriptor"], config["model"]["fitting_net"], config["training"]):
+        section["seed"] = seed
+    config["model"]["descriptor"]["sel"] = [24 if element == "O" else 8 for element in config["model"]["type_map"]]
     config["training"]["training_data"] = {"systems": [str(workdir / "data")], "batch_size": 1}
     (workdir / "input.json").write_text(json.dumps(config))
     suffix = ".pth" if backend == "pt" else ".pb"
