@@ -97,7 +97,7 @@ def test_explore_workchain_selects_and_tags(daemon, lmp_code, ensemble):
     node = submit(builder)
     node.base.extras.set_many({"campaign": "test-campaign", "iteration": 0})
     node = await_process(node)
-    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, node.exception)
 
     stats = node.outputs.statistics["BaTiO3"]
     assert stats["explored"] == 22 and stats["candidate"] == 22 and stats["selected"] == 5

@@ -143,7 +143,8 @@ class ExploreWorkChain(WorkChain):
             builder.structure = self.inputs.structures[system]
             builder.parameters = orm.Dict({**conditions, "temperature": temperature, "pressure": pressure})
             builder.velocity_seed = seeds[f"seed_{index}"]
-            builder.metadata.options = dict(self.inputs.options)
+            for option, value in self.inputs.options.items():
+                builder.metadata.options[option] = value
             builder.metadata.call_link_label = f"explore_{index}"
             node = self.submit(builder)
             node.base.extras.set_many(
