@@ -51,7 +51,7 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([*args], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
-@pytest.mark.slow
+@pytest.mark.daemon
 def test_setup_command_from_scratch_is_idempotent(tmp_path):
     """The README's setup on an empty AIIDA_PATH: profile, computer, codes, daemon; a second run changes nothing."""
     env = {**os.environ, "AIIDA_PATH": str(tmp_path), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
