@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from ase.data import chemical_symbols
 
-__all__ = ("FrameValidationError", "LabeledFrames", "validate_type_map")
+__all__ = ("FrameValidationError", "LabeledFrames", "concatenate_frames", "validate_type_map")
 
 KNOWN_ELEMENTS = frozenset(chemical_symbols[1:])
 
@@ -175,3 +175,24 @@ class LabeledFrames:
 
         system = dpdata.LabeledSystem(str(path), fmt="deepmd/npy", type_map=list(type_map) if type_map else None)
         return cls.from_dpdata(system)
+
+
+def concatenate_frames(blocks: Sequence[LabeledFrames]) -> LabeledFrames:
+    """One block with the frames of ``blocks`` (same atoms in the same order); virials kept only if all
+    blocks have them."""
+    first = blocks[0]
+    symbols = first.symbols()
+    for block in blocks[1:]:
+        if block.symbols() != symbols:
+            raise FrameValidationError("frames with different atoms cannot form one system")
+    blocks = [block.remap(first.type_map) for block in blocks]
+    with_virial = all(block.virials is not None for block in blocks)
+    return LabeledFrames(
+        type_map=list(first.type_map),
+        atom_types=np.asarray(first.atom_types),
+        cells=np.concatenate([block.cells for block in blocks]),
+        coords=np.concatenate([block.coords for block in blocks]),
+        energies=np.concatenate([block.energies for block in blocks]),
+        forces=np.concatenate([block.forces for block in blocks]),
+        virials=np.concatenate([block.virials for block in blocks]) if with_virial else None,
+    )

@@ -1,0 +1,56 @@
+"""Provenance-tracked steps that make and combine training sets."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_perovskite.analysis.frames import LabeledFrames, concatenate_frames
+from aiida_perovskite.data import TrainingSetData
+
+__all__ = ("assemble_training_set", "frames_to_structures", "merge_training_sets")
+
+
+@calcfunction
+def frames_to_structures(trajectory: orm.TrajectoryData) -> dict[str, orm.StructureData]:
+    """One StructureData per frame (``frame_0``, ``frame_1``, ...), linked to the trajectory they come from."""
+    return {f"frame_{index}": trajectory.get_step_structure(index) for index in range(trajectory.numsteps)}
+
+
+@calcfunction
+def assemble_training_set(engine: orm.Str, **labels: orm.Data) -> TrainingSetData:
+    """The labeled frames as one TrainingSetData: ``structure__<name>`` with the outputs of the process that
+    labeled it (``<output>__<name>``, as the engine's ``label_outputs`` names them); frames with the same
+    atoms in the same order form one system."""
+    from aiida_perovskite.engines import get_engine
+
+    adapter = get_engine(engine.value)
+    names = sorted(key.split("__", 1)[1] for key in labels if key.startswith("structure__"))
+    frames = []
+    for name in names:
+        outputs = {key.split("__", 1)[0]: node for key, node in labels.items() if key.endswith(f"__{name}")}
+        structure = outputs.pop("structure")
+        frames.append(adapter.frame(structure, **outputs))
+    return TrainingSetData(_group_by_atoms(frames), type_map=_type_map_of(frames))
+
+
+@calcfunction
+def merge_training_sets(**training_sets: TrainingSetData) -> TrainingSetData:
+    """All frames of the inputs (in the order of their labels) as one TrainingSetData; systems with the same
+    atoms are joined."""
+    frames = [f for key in sorted(training_sets) for _, f in training_sets[key].iter_frames()]
+    return TrainingSetData(_group_by_atoms(frames), type_map=_type_map_of(frames))
+
+
+def _type_map_of(frames: list[LabeledFrames]) -> list[str]:
+    type_map: list[str] = []
+    for frame in frames:
+        type_map.extend(element for element in frame.type_map if element not in type_map)
+    return type_map
+
+
+def _group_by_atoms(frames: list[LabeledFrames]) -> list[LabeledFrames]:
+    groups: dict[tuple[str, ...], list[LabeledFrames]] = {}
+    for frame in frames:
+        groups.setdefault(tuple(frame.symbols()), []).append(frame)
+    return [concatenate_frames(group) for group in groups.values()]

@@ -1,0 +1,155 @@
+"""``perovskite.label``: label structures with a DFT engine; report every failure, never drop one silently."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, if_, while_
+
+from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, frames_to_structures
+from aiida_perovskite.data import TrainingSetData
+from aiida_perovskite.engines import get_engine, registered_engines
+
+__all__ = ("LabelWorkChain",)
+
+TAG_KEYS = ("campaign", "iteration", "stage", "system")
+
+
+def validate_engine(engine: orm.Str, _) -> str | None:
+    if engine.value not in registered_engines():
+        return f"unknown engine {engine.value!r}; choose one of {', '.join(registered_engines())}"
+    return None
+
+
+def validate_fraction(value: orm.Float, _) -> str | None:
+    if not 0.0 <= value.value <= 1.0:
+        return f"tolerated_failed_fraction must be in [0, 1], got {value.value}"
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    structures, trajectories = inputs.get("structures", {}), inputs.get("trajectories", {})
+    if not structures and not trajectories:
+        return "nothing to label: give structures or trajectories"
+    if "__" in "".join([*structures, *trajectories]):
+        return "structure and trajectory names may not contain '__'"
+    engine = inputs.get("engine")
+    if engine is None or engine.value not in registered_engines():
+        return None
+    elements = {s for structure in structures.values() for s in structure.get_symbols_set()}
+    elements |= {s for trajectory in trajectories.values() for s in trajectory.symbols}
+    return get_engine(engine.value).check_elements(elements)
+
+
+class LabelWorkChain(WorkChain):
+    """Label every structure with one engine, at most ``max_concurrent`` at a time."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False)
+        spec.input_namespace(
+            "trajectories",
+            valid_type=orm.TrajectoryData,
+            dynamic=True,
+            required=False,
+            help="Every frame of each trajectory is labeled (e.g. the selected candidates).",
+        )
+        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("cp2k"), validator=validate_engine)
+        spec.input("code", valid_type=orm.AbstractCode, help="The engine's code.")
+        spec.input("protocol", valid_type=orm.Str, required=False, help="The engine's protocol.")
+        spec.input("overrides", valid_type=orm.Dict, required=False, help="Overrides of the engine's protocol.")
+        spec.input("options", valid_type=dict, non_db=True, default=lambda: {}, help="metadata.options of the jobs.")
+        spec.input("max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(2))
+        spec.input(
+            "tolerated_failed_fraction",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.0),
+            validator=validate_fraction,
+        )
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.setup,
+            while_(cls.more_to_launch)(cls.launch_batch, cls.inspect_batch),
+            cls.collect,
+            if_(cls.too_many_failures)(cls.fail),
+        )
+        spec.output("training_set", valid_type=TrainingSetData, required=False, help="All labeled frames.")
+        spec.output("failures", valid_type=orm.Dict, help="Per failed frame: pk, exit status and message.")
+        spec.exit_code(
+            401,
+            "ERROR_TOO_MANY_FAILURES",
+            message="{failed} of {total} frames failed, above the tolerated fraction {tolerated}.",
+        )
+
+    def setup(self):
+        structures = dict(self.inputs.get("structures", {}))
+        for name, trajectory in self.inputs.get("trajectories", {}).items():
+            frames = frames_to_structures(trajectory)
+            structures.update({f"{name}_{key.split('_')[-1]}": frames[key] for key in sorted(frames, key=_index)})
+        self.ctx.structures = structures
+        self.ctx.pending = sorted(structures)
+        self.ctx.done = {}
+
+    def more_to_launch(self):
+        return bool(self.ctx.pending)
+
+    def launch_batch(self):
+        engine = get_engine(self.inputs.engine.value)
+        tags = {key: value for key, value in self.node.base.extras.all.items() if key in TAG_KEYS}
+        batch, self.ctx.pending = (
+            self.ctx.pending[: self.inputs.max_concurrent.value],
+            self.ctx.pending[self.inputs.max_concurrent.value :],
+        )
+        calls = {}
+        for name in batch:
+            builder = engine.get_builder(
+                self.inputs.code,
+                self.ctx.structures[name],
+                self.inputs.protocol.value if "protocol" in self.inputs else None,
+                self.inputs.overrides.get_dict() if "overrides" in self.inputs else None,
+                dict(self.inputs.options),
+            )
+            builder.metadata.call_link_label = f"label_{name}"
+            node = self.submit(builder)
+            node.base.extras.set_many({**tags, "stage": "label", "frame": name, "engine": engine.name})
+            calls[f"label__{name}"] = node
+        self.ctx.batch = batch
+        return ToContext(**calls)
+
+    def inspect_batch(self):
+        for name in self.ctx.batch:
+            self.ctx.done[name] = self.ctx[f"label__{name}"]
+
+    def collect(self):
+        engine = get_engine(self.inputs.engine.value)
+        labels, failures = {}, {}
+        for name, node in sorted(self.ctx.done.items()):
+            if node.is_finished_ok:
+                labels[f"structure__{name}"] = self.ctx.structures[name]
+                labels.update({f"{key}__{name}": value for key, value in engine.label_outputs(node).items()})
+            else:
+                failures[name] = {
+                    "pk": node.pk,
+                    "exit_status": node.exit_status,
+                    "message": node.exit_message
+                    or ("excepted" if node.is_excepted else "killed" if node.is_killed else ""),
+                }
+                self.report(f"frame {name}: {node.process_label}<{node.pk}> failed ({failures[name]['message']})")
+        if labels:
+            self.out("training_set", assemble_training_set(engine=self.inputs.engine, **labels))
+        self.out("failures", orm.Dict(failures).store())
+        self.ctx.failed = len(failures)
+        self.report(f"labeled {len(self.ctx.done) - len(failures)} of {len(self.ctx.done)} frames")
+
+    def too_many_failures(self):
+        total = len(self.ctx.done)
+        return self.ctx.failed > self.inputs.tolerated_failed_fraction.value * total
+
+    def fail(self):
+        return self.exit_codes.ERROR_TOO_MANY_FAILURES.format(
+            failed=self.ctx.failed, total=len(self.ctx.done), tolerated=self.inputs.tolerated_failed_fraction.value
+        )
+
+
+def _index(key: str) -> int:
+    return int(key.rsplit("_", 1)[-1])
