@@ -58,46 +58,29 @@ def test_input_has_pbesol_stress_and_every_kind():
     assert force_eval["DFT"]["SCF"]["SMEAR"]["METHOD"] == "FERMI_DIRAC"
 
 
-OUTPUT = """\
- GLOBAL| Global print level                                               MEDIUM
- ENERGY| Total FORCE_EVAL ( QS ) energy [a.u.]:             -131.846855727688450
-
- ATOMIC FORCES in [a.u.]
-
- # Atom   Kind   Element          X              Y              Z
-      1      1      Ba          0.00332052     0.00000000     0.00133084
-      2      2      Ti         -0.00927375    -0.00000000    -0.00516488
-      3      3      O           0.00414551     0.00000000    -0.00078805
-      4      3      O           0.00414078     0.00000000     0.00164955
-      5      3      O          -0.00179772     0.00000000     0.00166127
- SUM OF ATOMIC FORCES           0.00053534     0.00000000    -0.00131128     0.00141635
-
- STRESS| Analytical stress tensor [GPa]
- STRESS|                        x                   y                   z
- STRESS|      x       -1.04102661669E+00  -4.81244903139E-10   6.44956719911E-02
- STRESS|      y       -4.81244903139E-10  -1.13528547038E+00   3.42533894040E-11
- STRESS|      z        6.44956719911E-02   3.42533894040E-11  -1.13932948876E+00
- STRESS| 1/3 Trace                                            -1.10521385861E+00
-"""
+# A real CP2K 2023.1 output (Debian) of BaTiO3 with Ti off-centre; its input is the .inp beside it.
+RECORDED = pathlib.Path(__file__).parent / "data" / "cp2k_batio3_single_point.out"
 
 
-def test_output_units_are_converted(tmp_path):
-    path = tmp_path / "aiida.out"
-    path.write_text(OUTPUT)
-    frame = read_labeled_frame(path, cubic_batio3(a=4.0))
+def recorded_atoms():
+    atoms = cubic_batio3(a=4.0)
+    atoms.positions[1] = [2.05, 2.0, 2.02]
+    return atoms
+
+
+def test_output_units_are_converted():
+    frame = read_labeled_frame(RECORDED, recorded_atoms())
     assert frame.energies[0] == pytest.approx(-131.846855727688450 * HARTREE_EV, rel=1e-9)
     assert frame.forces[0, 1, 0] == pytest.approx(-0.00927375 * HARTREE_BOHR_EV_ANGSTROM, rel=1e-5)
     # virial = CP2K stress (GPa, positive = compressed) x volume; 1 eV/Å^3 = 160.21766208 GPa
     assert frame.virials[0, 0, 0] == pytest.approx(-1.04102661669 * 64.0 / 160.21766208, rel=1e-9)
     np.testing.assert_allclose(frame.virials[0], frame.virials[0].T)
-    np.testing.assert_allclose(frame.coords[0], cubic_batio3(a=4.0).positions)
+    np.testing.assert_allclose(frame.coords[0], recorded_atoms().positions)
 
 
-def test_output_of_other_atoms_is_rejected(tmp_path):
-    path = tmp_path / "aiida.out"
-    path.write_text(OUTPUT)
+def test_output_of_other_atoms_is_rejected():
     with pytest.raises(ValueError, match="do not match the input structure"):
-        read_labeled_frame(path, cubic_batio3(a=4.0)[[1, 0, 2, 3, 4]])
+        read_labeled_frame(RECORDED, recorded_atoms()[[1, 0, 2, 3, 4]])
 
 
 def test_stress_absent_gives_none():
