@@ -1,0 +1,143 @@
+"""Real CP2K through a live daemon: labels and a finite-difference check, SCF-failure recovery, failed
+frames reported and recovered by relabel."""
+
+from __future__ import annotations
+
+import pathlib
+import stat
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import submit
+
+from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
+from aiida_perovskite.workflows.label import LabelWorkChain
+from aiida_perovskite.workflows.relabel import failed_labeling_jobs, relabel
+from tests.conftest import await_process, executable
+from tests.helpers import cubic_batio3
+
+pytestmark = [pytest.mark.slow, pytest.mark.daemon]
+
+# Coarse but self-consistent settings: the checks compare CP2K with itself, not with experiment.
+TEST_SETTINGS = {"settings": {"cutoff": 300, "rel_cutoff": 30, "kpoint_spacing": 0.8, "eps_scf": 1.0e-7}}
+OPTIONS = {"environment_variables": {"OMP_NUM_THREADS": "1"}}
+STEP = 0.01  # Å, finite-difference displacement
+
+SCF_ABORT = """\
+ *** SCF run NOT converged ***
+
+ *******************************************************************************
+ *   ___                                                                       *
+ *  /   \\                                                                      *
+ * [ABORT]                                                                     *
+ *  \\___/     SCF run NOT converged. To continue the calculation regardless,   *
+ *    |                please set the keyword IGNORE_CONVERGENCE_FAILURE.      *
+ *  O/|                                                                        *
+ * /| |                                                                        *
+ * / \\                                                           qs_scf.F:611 *
+ *******************************************************************************
+"""
+
+
+def wrapper(directory: pathlib.Path, name: str, fail_when: str) -> pathlib.Path:
+    """A stand-in for cp2k.psmp that prints CP2K's own SCF abort when ``fail_when`` (bash) is true and
+    otherwise runs the real CP2K."""
+    script = directory / name
+    script.write_text(
+        "#!/bin/bash\n"
+        f"if {fail_when}; then\n  cat <<'EOF'\n{SCF_ABORT}EOF\n  exit 1\nfi\n"
+        f'exec {executable("cp2k.psmp")} "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def cp2k_code(computer, path, label) -> orm.InstalledCode:
+    return orm.InstalledCode(
+        label=label, computer=computer, filepath_executable=str(path), default_calc_job_plugin="cp2k"
+    ).store()
+
+
+def off_centre(dx: float = 0.0, a: float = 4.0) -> orm.StructureData:
+    atoms = cubic_batio3(a=a)
+    atoms.positions[1] += [0.08 + dx, 0.03, 0.05]  # Ti off centre: non-zero forces
+    return orm.StructureData(ase=atoms)
+
+
+def label(code, structures, **inputs):
+    builder = LabelWorkChain.get_builder()
+    builder.code = code
+    builder.structures = structures
+    builder.protocol = orm.Str("fast")
+    builder.overrides = orm.Dict(TEST_SETTINGS)
+    builder.options = OPTIONS
+    for key, value in inputs.items():
+        setattr(builder, key, value)
+    return submit(builder)
+
+
+def test_three_frames_forces_and_a_finite_difference(daemon, aiida_localhost):
+    code = cp2k_code(aiida_localhost, executable("cp2k.psmp"), "cp2k-real")
+    structures = {"centre": off_centre(), "plus": off_centre(+STEP), "minus": off_centre(-STEP)}
+    node = await_process(label(code, structures, max_concurrent=orm.Int(2)), timeout=1800)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, node.exception)
+    assert node.outputs.failures.get_dict() == {}
+    data = node.outputs.training_set
+    assert data.nframes == 3
+    (frames,) = [frames for _, frames in data.iter_frames()]
+    assert frames.virials is not None and np.all(np.isfinite(frames.virials))
+    assert np.abs(frames.forces.sum(axis=1)).max() < 0.1  # eV/Å; the grid breaks translation invariance a little
+
+    order = sorted(structures)  # frames are stored in name order: centre, minus, plus
+    energy = dict(zip(order, frames.energies, strict=True))
+    force_ti_x = frames.forces[order.index("centre"), 1, 0]
+    finite_difference = -(energy["plus"] - energy["minus"]) / (2 * STEP)
+    assert force_ti_x == pytest.approx(finite_difference, abs=5e-3), (force_ti_x, finite_difference)
+    assert abs(force_ti_x) > 0.05  # a real force, not zero against zero
+
+    jobs = [child for child in node.called if child.base.extras.get("stage") == "label"]
+    assert sorted(job.base.extras.get("frame") for job in jobs) == order
+
+
+def test_scf_failure_is_recovered_with_gentler_mixing(daemon, aiida_localhost, tmp_path):
+    marker = tmp_path / "failed-once"
+    fake = wrapper(tmp_path, "cp2k-fail-once", f"[ ! -e {marker} ] && touch {marker}")
+    builder = Cp2kLabelBaseWorkChain.get_builder_from_protocol(
+        cp2k_code(aiida_localhost, fake, "cp2k-fail-once"),
+        off_centre(),
+        "fast",
+        {**TEST_SETTINGS, **{"metadata": {"options": OPTIONS}}},
+    )
+    node = await_process(submit(builder), timeout=1200)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    first, second = sorted(node.called, key=lambda n: n.ctime)
+    assert first.exit_status == first.process_class.exit_codes.ERROR_SCF_NOT_CONVERGED.status
+    assert second.is_finished_ok
+    assert second.inputs.parameters["FORCE_EVAL"]["DFT"]["SCF"]["MIXING"]["ALPHA"] == 0.1
+    assert second.inputs.parameters["FORCE_EVAL"]["DFT"]["SCF"]["MAX_SCF"] == 160
+
+
+def test_failures_above_tolerance_are_reported_and_relabel_recovers_them(daemon, aiida_localhost, tmp_path):
+    # frames in a 4.05 Å cell "fail to converge" unless the input asks for MAX_SCF 200
+    fake = wrapper(tmp_path, "cp2k-fail-cell", "grep -q '^ *A 4.05 ' aiida.inp && ! grep -q 'MAX_SCF 200$' aiida.inp")
+    code = cp2k_code(aiida_localhost, fake, "cp2k-fail-cell")
+    structures = {f"good_{i}": off_centre(0.01 * i) for i in range(3)}
+    structures |= {f"hard_{i}": off_centre(0.01 * i, a=4.05) for i in range(2)}
+    node = await_process(label(code, structures, tolerated_failed_fraction=orm.Float(0.2)), timeout=2400)
+    assert node.exit_status == LabelWorkChain.exit_codes.ERROR_TOO_MANY_FAILURES.status
+    assert "2 of 5 frames failed" in node.exit_message
+    failures = node.outputs.failures.get_dict()
+    assert sorted(failures) == ["hard_0", "hard_1"]
+    assert all(
+        f["exit_status"] == Cp2kLabelBaseWorkChain.exit_codes.ERROR_SCF_NOT_CONVERGED.status for f in failures.values()
+    )
+    assert node.outputs.training_set.nframes == 3
+    assert sorted(failed_labeling_jobs(node)) == ["hard_0", "hard_1"]
+
+    overrides = {"cp2k": {"parameters": {"FORCE_EVAL": {"DFT": {"SCF": {"MAX_SCF": 200}}}}}}
+    merged, still_failed = relabel(node, overrides, timeout=1800)
+    assert still_failed == {}
+    assert merged.nframes == 5
+    assert failed_labeling_jobs(node) == {}
+    assert {link.link_label for link in merged.creator.base.links.get_incoming().all()} == {"previous", "recovered"}
