@@ -141,3 +141,24 @@ def test_failures_above_tolerance_are_reported_and_relabel_recovers_them(daemon,
     assert merged.nframes == 5
     assert failed_labeling_jobs(node) == {}
     assert {link.link_label for link in merged.creator.base.links.get_incoming().all()} == {"previous", "recovered"}
+
+
+def test_init_data_labels_perturbed_batio3(daemon, aiida_localhost):
+    from aiida_perovskite.structures import parent_cell
+    from aiida_perovskite.workflows.init_data import InitDataWorkChain
+
+    builder = InitDataWorkChain.get_builder()
+    builder.structures = {"BaTiO3": orm.StructureData(ase=parent_cell("BaTiO3", "tetragonal"))}
+    builder.perturbation = orm.Dict({"count": 2, "cell_strain": 0.02, "atom_displacement": 0.03})
+    builder.seed = orm.Int(2026)
+    builder.label.code = cp2k_code(aiida_localhost, executable("cp2k.psmp"), "cp2k-init")
+    builder.label.protocol = orm.Str("fast")
+    builder.label.overrides = orm.Dict(TEST_SETTINGS)
+    builder.label.options = OPTIONS
+    node = await_process(submit(builder), timeout=1800)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, node.exception)
+    data = node.outputs.training_set
+    assert data.nframes == 2 and data.type_map == ["Ba", "Ti", "O"]
+    (frames,) = [frames for _, frames in data.iter_frames()]
+    assert not np.allclose(frames.cells[0], frames.cells[1])  # two different perturbations
+    assert np.all(np.isfinite(frames.forces)) and frames.virials is not None

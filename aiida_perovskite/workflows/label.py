@@ -26,7 +26,9 @@ def validate_fraction(value: orm.Float, _) -> str | None:
     return None
 
 
-def validate_inputs(inputs, _) -> str | None:
+def validate_inputs(inputs, ctx) -> str | None:
+    if "structures" not in ctx and "trajectories" not in ctx:
+        return None  # a wrapper (e.g. init_data) provides the structures and checks them itself
     structures, trajectories = inputs.get("structures", {}), inputs.get("trajectories", {})
     if not structures and not trajectories:
         return "nothing to label: give structures or trajectories"

@@ -1,0 +1,96 @@
+"""``perovskite.init_data``: parent or solid-solution structures -> perturbed copies -> DFT labels: the
+training set of iteration 0 (DP-GEN's init_bulk)."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain
+
+from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.calcfunctions.structures import perturb_structures
+from aiida_perovskite.data import TrainingSetData
+from aiida_perovskite.engines import get_engine, registered_engines
+from aiida_perovskite.workflows.label import LabelWorkChain
+
+__all__ = ("InitDataWorkChain",)
+
+
+def validate_perturbation(settings: orm.Dict, _) -> str | None:
+    values = settings.get_dict()
+    unknown = sorted(set(values) - {"count", "cell_strain", "atom_displacement", "volume_scale"})
+    if unknown:
+        return f"unknown perturbation setting(s) {unknown}; use count, cell_strain, atom_displacement, volume_scale"
+    count = values.get("count")
+    if not isinstance(count, int) or count < 1:
+        return f"perturbation.count must be a positive integer, got {count!r}"
+    for key in ("cell_strain", "atom_displacement"):
+        if not 0 <= values.get(key, 0.0) < 0.5:
+            return f"perturbation.{key} must be in [0, 0.5), got {values[key]!r}"
+    if values.get("volume_scale", 1.0) <= 0:
+        return "perturbation.volume_scale must be positive"
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    structures = inputs.get("structures", {})
+    if not structures:
+        return "give at least one structure to perturb and label"
+    engine = inputs.get("label", {}).get("engine")
+    if engine is None or engine.value not in registered_engines():
+        return None
+    elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
+    return get_engine(engine.value).check_elements(elements)
+
+
+class InitDataWorkChain(WorkChain):
+    """Perturb each structure ``count`` times (seeded) and label all copies with the labeling WorkChain."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input_namespace(
+            "structures",
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help="Relaxed parents or solid-solution configurations, by system name.",
+        )
+        spec.input(
+            "perturbation",
+            valid_type=orm.Dict,
+            validator=validate_perturbation,
+            help="count, cell_strain (fraction), atom_displacement (Å), volume_scale.",
+        )
+        spec.input("seed", valid_type=orm.Int)
+        spec.expose_inputs(LabelWorkChain, namespace="label", exclude=("structures", "trajectories"))
+        spec.inputs.validator = validate_inputs
+        spec.outline(cls.perturb, cls.label, cls.results)
+        spec.output("training_set", valid_type=TrainingSetData)
+        spec.output("failures", valid_type=orm.Dict)
+        spec.exit_code(401, "ERROR_LABELING_FAILED", message="labeling failed: {message}")
+
+    def perturb(self):
+        names = sorted(self.inputs.structures)
+        seeds = derive_seeds(self.inputs.seed, orm.Int(len(names)))
+        self.ctx.perturbed = {}
+        for index, name in enumerate(names):
+            copies = perturb_structures(self.inputs.structures[name], self.inputs.perturbation, seeds[f"seed_{index}"])
+            self.ctx.perturbed.update({f"{name}_{key.rsplit('_', 1)[1]}": node for key, node in copies.items()})
+
+    def label(self):
+        inputs = self.exposed_inputs(LabelWorkChain, "label")
+        inputs["structures"] = self.ctx.perturbed
+        inputs["metadata"] = {"call_link_label": "label"}
+        node = self.submit(LabelWorkChain, **inputs)
+        tags = {key: value for key, value in self.node.base.extras.all.items() if key in ("campaign",)}
+        node.base.extras.set_many({**tags, "stage": "init_data", "iteration": 0})
+        return ToContext(labeling=node)
+
+    def results(self):
+        node = self.ctx.labeling
+        if "failures" in node.outputs:
+            self.out("failures", node.outputs.failures)
+        if "training_set" in node.outputs:
+            self.out("training_set", node.outputs.training_set)
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_LABELING_FAILED.format(message=node.exit_message or node.exit_status)
+        return None
