@@ -96,7 +96,7 @@ def test_three_frames_forces_and_a_finite_difference(daemon, aiida_localhost):
     assert force_ti_x == pytest.approx(finite_difference, abs=5e-3), (force_ti_x, finite_difference)
     assert abs(force_ti_x) > 0.05  # a real force, not zero against zero
 
-    jobs = [child for child in node.called if child.base.extras.get("stage") == "label"]
+    jobs = [child for child in node.called if child.base.extras.get("stage", None) == "label"]
     assert sorted(job.base.extras.get("frame") for job in jobs) == order
 
 

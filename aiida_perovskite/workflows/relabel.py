@@ -26,7 +26,7 @@ def failed_labeling_jobs(label: orm.WorkChainNode) -> dict[str, orm.ProcessNode]
 
 def _labeling_jobs(label: orm.WorkChainNode) -> list[orm.ProcessNode]:
     query = orm.QueryBuilder().append(orm.ProcessNode, filters={"extras.relabel_of_workflow": label.uuid})
-    return [node for node in label.called if node.base.extras.get("stage") == "label"] + query.all(flat=True)
+    return [node for node in label.called if node.base.extras.get("stage", None) == "label"] + query.all(flat=True)
 
 
 def apply_overrides(builder, overrides: Mapping[str, Any] | None) -> None:
