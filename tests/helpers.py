@@ -96,3 +96,21 @@ def train_tiny_model(
         return workdir / f"model{suffix}"
     dp_run("compress", "-i", f"model{suffix}", "-o", f"compressed{suffix}", "-t", "input.json")
     return workdir / f"compressed{suffix}"
+
+
+def failed_calcjob(computer, entry_point: str, exit_code, remote_path: str | None = None):
+    """A stored, finished CalcJobNode of ``entry_point`` that failed with ``exit_code`` (for handler tests),
+    with a remote folder if ``remote_path`` is given."""
+    from aiida import orm
+    from aiida.common.links import LinkType
+
+    node = orm.CalcJobNode(computer=computer, process_type=f"aiida.calculations:{entry_point}")
+    node.set_process_state("finished")
+    node.set_exit_status(exit_code.status)
+    node.set_exit_message(exit_code.message)
+    node.store()
+    if remote_path is not None:
+        remote = orm.RemoteData(computer=computer, remote_path=remote_path)
+        remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
+        remote.store()
+    return node

@@ -21,7 +21,7 @@ from aiida_perovskite.engines.cp2k_input import (
 )
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
-from tests.helpers import cubic_batio3
+from tests.helpers import cubic_batio3, failed_calcjob
 
 Cp2kCalculation = CalculationFactory("cp2k")
 HARTREE_EV = 27.211386245988
@@ -102,10 +102,7 @@ def base_workchain(aiida_localhost):
 
 
 def failed(exit_code, computer) -> orm.CalcJobNode:
-    node = orm.CalcJobNode(computer=computer, process_type="aiida.calculations:cp2k")
-    node.set_process_state("finished")
-    node.set_exit_status(exit_code.status)
-    return node.store()
+    return failed_calcjob(computer, "cp2k", exit_code)
 
 
 def test_scf_handler_escalates_then_gives_up(base_workchain, aiida_localhost):

@@ -12,7 +12,7 @@ from aiida.manage import get_manager
 from aiida.plugins import CalculationFactory, ParserFactory
 
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
-from tests.helpers import lj_frames
+from tests.helpers import failed_calcjob, lj_frames
 
 DeepmdTrainCalculation = CalculationFactory("perovskite.deepmd.train")
 LCURVE = "# step rmse_trn rmse_e_trn rmse_f_trn lr\n" + "".join(
@@ -101,17 +101,7 @@ def base_workchain(dp_code):
 
 
 def failed_training(exit_code, computer) -> orm.CalcJobNode:
-    node = orm.CalcJobNode(computer=computer, process_type="aiida.calculations:perovskite.deepmd.train")
-    node.set_process_state("finished")
-    node.set_exit_status(exit_code.status)
-    node.set_exit_message(exit_code.message)
-    node.store()
-    remote = orm.RemoteData(computer=computer, remote_path="/scratch/run-1")
-    from aiida.common.links import LinkType
-
-    remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
-    remote.store()
-    return node
+    return failed_calcjob(computer, "perovskite.deepmd.train", exit_code, remote_path="/scratch/run-1")
 
 
 def test_walltime_handler_restarts_from_the_checkpoint(base_workchain, aiida_localhost):

@@ -15,6 +15,7 @@ __all__ = (
     "PredictionBlock",
     "errors_of_predictions",
     "parse_learning_curve",
+    "parse_step_table",
     "parse_test_details",
     "pooled_errors",
 )
@@ -61,27 +62,32 @@ class LearningCurve:
         return int(self.steps[min(first_bad_rows)]) if first_bad_rows else None
 
 
-def parse_learning_curve(text: str) -> LearningCurve:
-    """Read ``lcurve.out``: a ``#`` header naming the columns, then whitespace-separated numbers."""
+def parse_step_table(text: str, what: str) -> dict[str, np.ndarray]:
+    """Columns of a DeePMD text table by name: a ``# step ...`` header line, then whitespace-separated numbers.
+
+    Other ``#`` lines are comments; a row with the wrong number of fields (cut by a killed job) is dropped.
+    """
     header: list[str] | None = None
     rows: list[list[float]] = []
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped:
-            continue
         if stripped.startswith("#"):
             names = stripped.lstrip("#").split()
             if names and names[0] == "step":
                 header = names
             continue
         values = stripped.split()
-        if header is None or len(values) != len(header):
-            continue  # a line cut by a killed job
-        rows.append([float(value) for value in values])
+        if values and header is not None and len(values) == len(header):
+            rows.append([float(value) for value in values])
     if header is None:
-        raise ValueError("lcurve.out has no '# step ...' header")
+        raise ValueError(f"{what} has no '# step ...' header")
     table = np.array(rows, dtype=float).reshape(-1, len(header))
-    return LearningCurve({name: table[:, index] for index, name in enumerate(header)})
+    return {name: table[:, index] for index, name in enumerate(header)}
+
+
+def parse_learning_curve(text: str) -> LearningCurve:
+    """Read ``lcurve.out`` (columns step, rmse_*_trn/val, lr)."""
+    return LearningCurve(parse_step_table(text, "lcurve.out"))
 
 
 @dataclasses.dataclass

@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from aiida_perovskite.analysis.deepmd_outputs import parse_step_table
+
 __all__ = (
     "ACCURATE",
     "CANDIDATE",
@@ -34,22 +36,7 @@ def parse_model_devi(text: str) -> dict[str, np.ndarray]:
 
     A last line cut by a crashed run is dropped.
     """
-    header: list[str] | None = None
-    rows = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith("#"):
-            header = stripped.lstrip("#").split()
-            continue
-        values = stripped.split()
-        if header is not None and len(values) == len(header):
-            rows.append([float(value) for value in values])
-    if header is None:
-        raise ValueError("model_devi.out has no '# step ...' header")
-    table = np.array(rows, dtype=float).reshape(-1, len(header))
-    columns = {name: table[:, index] for index, name in enumerate(header)}
+    columns = parse_step_table(text, "model_devi.out")
     columns["step"] = columns["step"].astype(int)
     return columns
 

@@ -7,6 +7,7 @@ from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from aiida_perovskite.calculations.deepmd_common import BACKENDS, validate_type_map_covers
+from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 
 __all__ = ("DeepmdTestCalculation",)
@@ -31,9 +32,7 @@ class DeepmdTestCalculation(CalcJob):
         spec.input("model", valid_type=DeepPotentialData, help="The frozen model to evaluate.")
         spec.input("dataset", valid_type=TrainingSetData, help="Labeled frames to compare with.")
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "perovskite.deepmd.test"
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
+        set_serial_defaults(spec, "perovskite.deepmd.test")
 
         spec.output(
             "metrics",

@@ -16,6 +16,7 @@ from aiida_perovskite.calculations.deepmd_common import (
     validate_backend,
     validate_type_map_covers,
 )
+from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 
 __all__ = ("DeepmdTrainCalculation",)
@@ -131,9 +132,7 @@ class DeepmdTrainCalculation(CalcJob):
             help="restart | init-model (checkpoint in parent_folder) | init-frz-model | finetune (init_model).",
         )
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "perovskite.deepmd.train"
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
+        set_serial_defaults(spec, "perovskite.deepmd.train")
 
         spec.output("model", valid_type=DeepPotentialData, help="The frozen model, with its final errors.")
         spec.output("compressed_model", valid_type=DeepPotentialData, required=False, help="`dp compress` result.")

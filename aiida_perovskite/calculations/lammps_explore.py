@@ -10,6 +10,7 @@ from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES, MdSettings, exploration_script, write_data_file
+from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData
 
 __all__ = ("LammpsExploreCalculation", "validate_models", "validate_settings")
@@ -75,9 +76,7 @@ class LammpsExploreCalculation(CalcJob):
         )
         spec.input("velocity_seed", valid_type=orm.Int, help="Seed of the initial Maxwell-Boltzmann velocities.")
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["parser_name"].default = "perovskite.lammps.explore"
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
+        set_serial_defaults(spec, "perovskite.lammps.explore")
 
         spec.output(
             "deviations",

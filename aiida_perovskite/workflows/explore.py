@@ -10,10 +10,9 @@ from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.select_candidates import SELECTION_MODES, parse_trust, select_candidates
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("ExploreWorkChain",)
-
-TAG_KEYS = ("campaign", "iteration", "stage")
 
 
 def validate_structures(structures, _) -> str | None:
@@ -133,7 +132,6 @@ class ExploreWorkChain(WorkChain):
             for pressure in (pressures if conditions["ensemble"] != "nvt" else pressures[:1])
         ]
         seeds = derive_seeds(self.inputs.seed, orm.Int(len(runs)))
-        tags = {key: value for key, value in self.node.base.extras.all.items() if key in TAG_KEYS}
         calls = {}
         for index, (system, temperature, pressure) in enumerate(runs):
             job = f"{system}__T{temperature:g}_P{pressure:g}".replace(".", "p").replace("-", "m")
@@ -147,9 +145,7 @@ class ExploreWorkChain(WorkChain):
                 builder.metadata.options[option] = value
             builder.metadata.call_link_label = f"explore_{index}"
             node = self.submit(builder)
-            node.base.extras.set_many(
-                {**tags, "stage": "explore", "system": system, "temperature": temperature, "pressure": pressure}
-            )
+            tag_child(self.node, node, stage="explore", system=system, temperature=temperature, pressure=pressure)
             calls[job] = node
         self.ctx.jobs = list(calls)
         self.report(f"launched {len(calls)} exploration(s)")

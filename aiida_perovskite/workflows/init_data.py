@@ -11,6 +11,7 @@ from aiida_perovskite.calcfunctions.structures import perturb_structures
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.workflows.label import LabelWorkChain
+from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("InitDataWorkChain",)
 
@@ -81,8 +82,7 @@ class InitDataWorkChain(WorkChain):
         inputs["structures"] = self.ctx.perturbed
         inputs["metadata"] = {"call_link_label": "label"}
         node = self.submit(LabelWorkChain, **inputs)
-        tags = {key: value for key, value in self.node.base.extras.all.items() if key in ("campaign",)}
-        node.base.extras.set_many({**tags, "stage": "init_data", "iteration": 0})
+        tag_child(self.node, node, stage="init_data", iteration=0)
         return ToContext(labeling=node)
 
     def results(self):

@@ -8,10 +8,9 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, frames_to_structures
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
+from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("LabelWorkChain",)
-
-TAG_KEYS = ("campaign", "iteration", "stage", "system")
 
 
 def validate_engine(engine: orm.Str, _) -> str | None:
@@ -97,7 +96,6 @@ class LabelWorkChain(WorkChain):
 
     def launch_batch(self):
         engine = get_engine(self.inputs.engine.value)
-        tags = {key: value for key, value in self.node.base.extras.all.items() if key in TAG_KEYS}
         batch, self.ctx.pending = (
             self.ctx.pending[: self.inputs.max_concurrent.value],
             self.ctx.pending[self.inputs.max_concurrent.value :],
@@ -113,7 +111,7 @@ class LabelWorkChain(WorkChain):
             )
             builder.metadata.call_link_label = f"label_{name}"
             node = self.submit(builder)
-            node.base.extras.set_many({**tags, "stage": "label", "frame": name, "engine": engine.name})
+            tag_child(self.node, node, stage="label", frame=name, engine=engine.name)
             calls[f"label__{name}"] = node
         self.ctx.batch = batch
         return ToContext(**calls)

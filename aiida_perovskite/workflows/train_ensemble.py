@@ -15,6 +15,7 @@ from aiida_perovskite.calculations.deepmd_train import check_data_against_model
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
+from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("TrainEnsembleWorkChain",)
 
@@ -124,8 +125,7 @@ class TrainEnsembleWorkChain(WorkChain):
                 self._reuse(inputs.train, self.inputs.reuse.models[f"model_{index}"])
             inputs.metadata = {"call_link_label": f"train_model_{index}"}
             node = self.submit(DeepmdTrainBaseWorkChain, **inputs)
-            extras = dict(self.node.base.extras.all)
-            node.base.extras.set_many({**_inherited_extras(extras), "stage": "train", "model_index": index})
+            tag_child(self.node, node, stage="train", model_index=index)
             self.report(f"launched training {index} <{node.pk}> with seed {seed.value}")
             calls[f"model_{index}"] = node
         return ToContext(**calls)
@@ -159,8 +159,3 @@ class TrainEnsembleWorkChain(WorkChain):
         return self.exit_codes.ERROR_TRAINING_FAILED.format(
             count=len(self.ctx.failed), total=self.inputs.num_models.value, details="; ".join(self.ctx.failed)
         )
-
-
-def _inherited_extras(extras: dict) -> dict:
-    """The campaign tags a caller set on this workchain, passed on to what it launches."""
-    return {key: value for key, value in extras.items() if key in ("campaign", "iteration", "system")}
