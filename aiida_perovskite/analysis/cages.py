@@ -1,0 +1,104 @@
+"""Oxygen cages of perovskite cations and local ionic displacements (BCTS eq. 1), for periodic, possibly
+triclinic cells. Neighbour lists are built once on a reference structure (scipy cKDTree over the periodic
+images) and reused for every frame, so a frame costs a few vectorised numpy operations.
+
+``d_i = x_i - (1/n) sum_j x_Oj`` with n = 12 for A sites and n = 6 for B sites, every vector taken through
+the periodic image that the reference chose (so wrapping an atom across the boundary changes nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ("CAGE_SIZES", "CageError", "Cages", "build_cages", "infer_sites")
+
+CAGE_SIZES = {"A": 12, "B": 6}
+MAX_B_O_DISTANCE = 3.0  # Å: a B-O "bond" longer than this means the cage is implausible (rebuild)
+
+
+class CageError(ValueError):
+    """The neighbour lists do not describe perovskite cages for this structure."""
+
+
+@dataclasses.dataclass
+class Cages:
+    """For each cation of one site (A or B): its oxygen neighbours and their periodic image offsets."""
+
+    site: str
+    cations: np.ndarray  # (m,) atom indices
+    oxygens: np.ndarray  # (m, n) atom indices of the cage oxygens
+    offsets: np.ndarray  # (m, n, 3) fractional image offsets of those oxygens in the reference
+
+    def vectors(self, cell: np.ndarray, positions: np.ndarray, reference_fractional: np.ndarray) -> np.ndarray:
+        """Cation -> oxygen vectors (m, n, 3) in Å, through the image the reference chose, in frame ``cell``."""
+        fractional = np.linalg.solve(cell.T, positions.T).T
+        delta = fractional[self.oxygens] - fractional[self.cations][:, None, :]
+        target = reference_fractional[self.oxygens] + self.offsets - reference_fractional[self.cations][:, None, :]
+        delta += np.round(target - delta)
+        return delta @ cell
+
+    def displacements(self, cell: np.ndarray, positions: np.ndarray, reference_fractional: np.ndarray) -> np.ndarray:
+        """``x_cation - mean(x_O)`` for every cation of this site (m, 3), in Å."""
+        return -self.vectors(cell, positions, reference_fractional).mean(axis=1)
+
+
+def infer_sites(
+    symbols: Sequence[str], a_elements: Sequence[str] | None = None, b_elements: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """A and B elements: as given, else by the usual perovskite site of each element."""
+    from aiida_perovskite.structures.composition import A_SITE, B_SITE
+
+    symbols = [str(symbol) for symbol in symbols]
+    present = sorted(set(symbols) - {"O"}, key=symbols.index)
+    a_site = list(a_elements) if a_elements else [e for e in present if e in A_SITE]
+    b_site = list(b_elements) if b_elements else [e for e in present if e in B_SITE]
+    unknown = [e for e in present if e not in a_site and e not in b_site]
+    if unknown:
+        raise CageError(f"cannot tell the site of {unknown}: pass a_elements=[...] and b_elements=[...]")
+    return {"A": a_site, "B": b_site}
+
+
+def build_cages(
+    cell: np.ndarray,
+    positions: np.ndarray,
+    symbols: Sequence[str],
+    elements: Sequence[str],
+    site: str,
+    targets: Sequence[str] = ("O",),
+    size: int | None = None,
+) -> Cages:
+    """The ``size`` (default ``CAGE_SIZES[site]``) nearest atoms of ``targets`` (default oxygen) around every
+    atom of ``elements`` in the reference structure, with the periodic image each one is in."""
+    cell = np.asarray(cell, dtype=float)
+    positions = np.asarray(positions, dtype=float)
+    symbols = np.asarray(symbols)
+    size = size or CAGE_SIZES[site]
+    cations = np.flatnonzero(np.isin(symbols, list(elements)))
+    oxygens = np.flatnonzero(np.isin(symbols, list(targets)))
+    if cations.size == 0 or oxygens.size == 0:
+        raise CageError(f"no {site}-site cations {list(elements)} or no {list(targets)} in the structure")
+    fractional = np.linalg.solve(cell.T, positions.T).T
+    # periodic images of the oxygens: enough repeats that every cage (< ~3 Å) is inside
+    widths = np.abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    reach = np.ceil(4.0 / widths).astype(int)
+    shifts = np.array(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")).reshape(3, -1).T
+    images = (fractional[oxygens][None, :, :] + shifts[:, None, :]).reshape(-1, 3)
+    tree = cKDTree(images @ cell)
+    distances, found = tree.query(positions[cations], k=size)
+    if np.isinf(distances).any():
+        raise CageError(f"fewer than {size} oxygens around some {site}-site cation")
+    offsets = shifts[found // oxygens.size]
+    cages = Cages(site, cations, oxygens[found % oxygens.size], offsets.astype(float))
+    if list(targets) == ["O"]:
+        _check_shell(distances, site)
+    return cages
+
+
+def _check_shell(distances: np.ndarray, site: str) -> None:
+    """The cage must be a closed first shell: its farthest oxygen well inside the second shell."""
+    if site == "B" and distances.max() > MAX_B_O_DISTANCE:
+        raise CageError(f"a B-O distance of {distances.max():.2f} Å exceeds {MAX_B_O_DISTANCE} Å: not an octahedron")
