@@ -82,10 +82,7 @@ def build_cages(
     if cations.size == 0 or oxygens.size == 0:
         raise CageError(f"no {site}-site cations {list(elements)} or no {list(targets)} in the structure")
     fractional = np.linalg.solve(cell.T, positions.T).T
-    # periodic images of the oxygens: enough repeats that every cage (< ~3 Å) is inside
-    widths = np.abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-    reach = np.ceil(4.0 / widths).astype(int)
-    shifts = np.array(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")).reshape(3, -1).T
+    shifts = image_shifts(cell, 4.0)  # enough periodic images that every cage (< ~3 Å) is inside
     images = (fractional[oxygens][None, :, :] + shifts[:, None, :]).reshape(-1, 3)
     tree = cKDTree(images @ cell)
     distances, found = tree.query(positions[cations], k=size)
@@ -96,6 +93,13 @@ def build_cages(
     if list(targets) == ["O"]:
         _check_shell(distances, site)
     return cages
+
+
+def image_shifts(cell: np.ndarray, cutoff: float) -> np.ndarray:
+    """Integer lattice shifts (k, 3) of every periodic image cell within ``cutoff`` (Å) of the home cell."""
+    widths = np.abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    reach = np.ceil(cutoff / widths).astype(int)
+    return np.array(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")).reshape(3, -1).T
 
 
 def _check_shell(distances: np.ndarray, site: str) -> None:
