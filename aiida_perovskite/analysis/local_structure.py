@@ -64,9 +64,11 @@ def displacement_histograms(vectors: np.ndarray, bins: np.ndarray) -> np.ndarray
 
 def stereographic(vectors: np.ndarray) -> np.ndarray:
     """Stereographic projection of displacement directions onto the (001) plane: rows (X, Y, hemisphere),
-    projected from the pole opposite to each vector's hemisphere (so both hemispheres fill the unit disc)."""
-    vectors = np.asarray(vectors, dtype=float)
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    projected from the pole opposite to each vector's hemisphere (so both hemispheres fill the unit disc);
+    zero vectors have no direction and are left out."""
+    vectors = np.asarray(vectors, dtype=float).reshape(-1, 3)
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors[norms > 1e-12] / norms[norms > 1e-12, None]
     hemisphere = np.where(unit[:, 2] >= 0, 1.0, -1.0)
     scale = 1.0 / (1.0 + np.abs(unit[:, 2]))
     return np.column_stack([unit[:, 0] * scale, unit[:, 1] * scale, hemisphere])
