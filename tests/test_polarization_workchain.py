@@ -98,3 +98,18 @@ def test_real_batio3_frames(unipero_dir):
     assert 1.95 < stats["b_o_bond_lengths"]["mean"] < 2.1
     r, g = results["rdf"].get_array("r"), results["rdf"].get_array("g_O_Ti")
     assert 1.8 < r[np.argmax(g)] < 2.2  # first O-Ti peak at the Ti-O bond length
+
+
+def test_bond_lengths_against_composition_plot(tmp_path):
+    """The composition-scan figure: B-O bond lengths of several analyses side by side."""
+    from aiida_perovskite.analysis.plots import plot_bond_lengths
+
+    compositions = ["BaTiO3", "Ba0.925Ca0.075Ti0.95Sn0.05O3", "Ba0.925Ca0.075Ti0.9Sn0.1O3"]
+    bonds = {
+        "short": [1.86, 1.88, 1.90],
+        "medium": [2.00, 2.01, 2.01],
+        "long": [2.20, 2.17, 2.15],
+        "mean": [2.03, 2.03, 2.04],
+    }
+    path = plot_bond_lengths(compositions, bonds, tmp_path / "bonds.png")
+    assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
