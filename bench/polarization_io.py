@@ -59,16 +59,21 @@ def main() -> None:
         with open(root / "structure.data", "w") as handle:
             write_data_file(handle, atoms, TYPE_MAP)
         (root / "in.lammps").write_text(SCRIPT.format(every=every, steps=every * (args.frames - 1)))
-        subprocess.run([str(pathlib.Path(sys.executable).parent / "lmp"), "-in", "in.lammps", "-screen", "none"],
-                       cwd=root, check=True, capture_output=True)
+        subprocess.run(
+            [str(pathlib.Path(sys.executable).parent / "lmp"), "-in", "in.lammps", "-screen", "none"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
         sizes = {name: (root / name).stat().st_size / 1e6 for name in ("traj.dump", "traj.bin")}
         python_text, t_python = timed(lambda: parse_dump((root / "traj.dump").read_text(), TYPE_MAP))
         text_frames, t_text = timed(lambda: list(read_text_dump(root / "traj.dump")))
         binary_frames, t_binary = timed(lambda: list(read_binary_dump(root / "traj.bin")))
 
     symbols = [TYPE_MAP[t - 1] for t in binary_frames[0].types]
-    analysis, t_build = timed(lambda: LocalAnalysis.from_reference(binary_frames[0].cell, binary_frames[0].positions,
-                                                                   symbols))
+    analysis, t_build = timed(
+        lambda: LocalAnalysis.from_reference(binary_frames[0].cell, binary_frames[0].positions, symbols)
+    )
 
     def analyse_all():
         for frame in binary_frames:
@@ -78,8 +83,10 @@ def main() -> None:
     _, t_compute = timed(analyse_all)
     n = len(binary_frames)
     assert len(text_frames) == n == len(python_text["steps"])
-    print(f"{len(atoms)} atoms per frame, {n} frames; text dump {sizes['traj.dump']:.1f} MB, "
-          f"binary dump {sizes['traj.bin']:.1f} MB")
+    print(
+        f"{len(atoms)} atoms per frame, {n} frames; text dump {sizes['traj.dump']:.1f} MB, "
+        f"binary dump {sizes['traj.bin']:.1f} MB"
+    )
     print(f"{'step':<36}{'s/frame':>10}{'frames/s':>10}{'ratio':>8}")
     rows = [
         ("read: text, line-by-line Python", t_python / n),

@@ -1,0 +1,68 @@
+"""Phase classification on synthetic NPT series with known phases and noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiida_perovskite.analysis.phases import block_average, classify_lattice, classify_polar, transitions
+
+RNG = np.random.default_rng(7)
+N = 500
+
+
+def series(mean, noise, n=N):
+    return np.asarray(mean, dtype=float) + RNG.normal(0, noise, (n, len(mean)))
+
+
+CASES = {
+    # phase: lengths (Å), angles (deg), mean polar vector (Å)
+    "C": ([4.00, 4.00, 4.00], [90, 90, 90], [0, 0, 0]),
+    "T": ([4.00, 4.00, 4.04], [90, 90, 90], [0, 0, 0.12]),  # c/a = 1.01
+    "O": ([3.99, 4.02, 4.02], [89.8, 90, 90], [0, 0.09, 0.09]),
+    "R": ([4.01, 4.01, 4.01], [89.9, 89.9, 89.9], [0.07, 0.07, 0.07]),
+}
+
+
+@pytest.mark.parametrize("phase", list(CASES))
+def test_known_phases_with_noise(phase):
+    lengths, angles, polar = CASES[phase]
+    assert classify_lattice(series(lengths, 0.01), series(angles, 0.05))["label"] == phase
+    assert classify_polar(series(polar, 0.05))["label"] == phase
+
+
+@pytest.mark.parametrize("phase", ["T", "O", "R"])
+def test_polar_axis_may_point_anywhere(phase):
+    polar = np.array(CASES[phase][2])[[2, 0, 1]] * -1  # permuted and reversed
+    assert classify_polar(series(polar, 0.05))["label"] == phase
+
+
+def test_signal_inside_the_noise_is_uncertain():
+    # c/a 1.002 with noise so large (and so few samples) that neither T nor C can be shown
+    lengths = series([4.0, 4.0, 4.008], 0.2, n=25)
+    angles = series([90, 90, 90], 2.0, n=25)
+    assert classify_lattice(lengths, angles)["label"] == "uncertain"
+    assert classify_polar(series([0, 0, 0.03], 0.3, n=25))["label"] == "uncertain"
+
+
+def test_two_unequal_components_are_not_orthorhombic():
+    assert classify_polar(series([0, 0.05, 0.2], 0.02))["label"] == "uncertain"  # monoclinic-like
+
+
+def test_block_average_error_is_the_standard_error_of_block_means():
+    data = np.concatenate([np.full(10, 1.0), np.full(10, 3.0)])
+    estimate = block_average(data, blocks=2)
+    assert estimate.mean[0] == pytest.approx(2.0)
+    assert estimate.error[0] == pytest.approx(np.std([1.0, 3.0], ddof=1) / np.sqrt(2))
+    with pytest.raises(ValueError, match="cannot form 5 blocks"):
+        block_average(np.zeros(3), blocks=5)
+
+
+def test_batio3_sequence_of_transitions():
+    temperatures = [50, 100, 150, 200, 250, 300]
+    labels = ["R", "R", "O", "uncertain", "T", "C"]
+    assert transitions(temperatures, labels) == [
+        {"from": "R", "to": "O", "between": [100, 150], "estimate": 125.0},
+        {"from": "O", "to": "T", "between": [150, 250], "estimate": 200.0},
+        {"from": "T", "to": "C", "between": [250, 300], "estimate": 275.0},
+    ]
