@@ -17,8 +17,10 @@ __all__ = (
     "ENSEMBLES",
     "MdSettings",
     "exploration_script",
+    "last_error",
     "parse_dump",
     "parse_thermo",
+    "production_script",
     "write_data_file",
 )
 
@@ -80,6 +82,42 @@ def write_data_file(handle: IO[str], atoms, type_map: Sequence[str]) -> None:
     write_lammps_data(handle, atoms, specorder=list(type_map), masses=True, units="metal", atom_style="atomic")
 
 
+def _integrator(s: MdSettings) -> str:
+    if s.ensemble == "nvt":
+        return f"fix integrate all nvt temp {s.temperature} {s.temperature} {s.tdamp}"
+    coupling = s.ensemble.split("-")[1]
+    return (
+        f"fix integrate all npt temp {s.temperature} {s.temperature} {s.tdamp} "
+        f"{coupling} {s.pressure} {s.pressure} {s.pdamp}"
+    )
+
+
+def _setup_lines(
+    s: MdSettings, data_file: str, pair_style: str, type_map: Sequence[str], velocity_seed: int | None
+) -> list[str]:
+    """Units, structure, DeePMD pair style, velocities (unless continuing with those of the data file)."""
+    return [
+        "units metal",
+        "boundary p p p",
+        "atom_style atomic",
+        "atom_modify map yes",
+        f"read_data {data_file}",
+        *(["change_box all triclinic"] if s.ensemble == "npt-tri" else []),
+        "neighbor 1.0 bin",
+        pair_style,
+        f"pair_coeff * * {' '.join(type_map)}",
+        *(
+            [f"velocity all create {s.temperature} {velocity_seed} dist gaussian mom yes rot yes"]
+            if velocity_seed is not None
+            else []
+        ),
+        _integrator(s),
+        f"timestep {s.timestep}",
+        f"thermo_style custom {THERMO_COLUMNS}",
+        "thermo_modify format float %.10g lost error norm no flush yes",
+    ]
+
+
 def exploration_script(
     settings: MdSettings,
     models: Sequence[str],
@@ -90,35 +128,37 @@ def exploration_script(
     dump_file: str,
 ) -> str:
     """Input script: MD with ``models[0]``, all models evaluated every ``sampling_interval`` steps."""
-    s = settings
-    every = s.sampling_interval
-    if s.ensemble == "nvt":
-        integrator = f"fix integrate all nvt temp {s.temperature} {s.temperature} {s.tdamp}"
-    else:
-        coupling = s.ensemble.split("-")[1]
-        integrator = (
-            f"fix integrate all npt temp {s.temperature} {s.temperature} {s.tdamp} "
-            f"{coupling} {s.pressure} {s.pressure} {s.pdamp}"
-        )
+    every = settings.sampling_interval
+    pair_style = f"pair_style deepmd {' '.join(models)} out_freq {every} out_file {devi_file}"
     lines = [
-        "units metal",
-        "boundary p p p",
-        "atom_style atomic",
-        "atom_modify map yes",
-        f"read_data {data_file}",
-        *(["change_box all triclinic"] if s.ensemble == "npt-tri" else []),
-        "neighbor 1.0 bin",
-        f"pair_style deepmd {' '.join(models)} out_freq {every} out_file {devi_file}",
-        f"pair_coeff * * {' '.join(type_map)}",
-        f"velocity all create {s.temperature} {velocity_seed} dist gaussian mom yes rot yes",
-        integrator,
-        f"timestep {s.timestep}",
-        f"thermo_style custom {THERMO_COLUMNS}",
-        "thermo_modify format float %.10g lost error norm no flush yes",
+        *_setup_lines(settings, data_file, pair_style, type_map, velocity_seed),
         f"thermo {every}",
         f"dump sampled all custom {every} {dump_file} id type x y z",
         "dump_modify sampled sort id format float %.15g",
-        f"run {s.steps}",
+        f"run {settings.steps}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def production_script(
+    settings: MdSettings,
+    model: str,
+    type_map: Sequence[str],
+    velocity_seed: int | None,
+    data_file: str,
+    dump_file: str,
+    final_file: str,
+    thermo_interval: int,
+) -> str:
+    """Input script of production MD with one model: thermo every ``thermo_interval`` steps, frames every
+    ``sampling_interval`` steps to a binary dump, the final state (with velocities) written for the next run."""
+    lines = [
+        *_setup_lines(settings, data_file, f"pair_style deepmd {model}", type_map, velocity_seed),
+        f"thermo {thermo_interval}",
+        f"dump frames all custom {settings.sampling_interval} {dump_file} id type x y z",
+        "dump_modify frames sort id",
+        f"run {settings.steps}",
+        f"write_data {final_file} nocoeff",
     ]
     return "\n".join(lines) + "\n"
 
@@ -211,3 +251,9 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def last_error(output: str) -> str:
+    """The last ``ERROR`` line LAMMPS printed, or a note that there was none."""
+    errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR")]
+    return errors[-1] if errors else "LAMMPS stopped without an error message"

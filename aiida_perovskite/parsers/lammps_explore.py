@@ -6,7 +6,7 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from aiida_perovskite.analysis.lammps_io import MdSettings, parse_dump, parse_thermo
+from aiida_perovskite.analysis.lammps_io import MdSettings, last_error, parse_dump, parse_thermo
 from aiida_perovskite.analysis.model_deviation import parse_model_devi
 
 __all__ = ("LammpsExploreParser",)
@@ -60,13 +60,8 @@ class LammpsExploreParser(Parser):
         last_step = int(thermo["step"][-1]) if thermo.get("step", np.zeros(0)).size else 0
         nan_thermo = any(not np.all(np.isfinite(values)) for values in thermo.values())
         if last_step < settings.steps or nan_thermo or steps.size < settings.expected_frames:
-            reason = "non-finite energies or coordinates" if nan_thermo else _lammps_error(content("lammps.out"))
+            reason = "non-finite energies or coordinates" if nan_thermo else last_error(content("lammps.out"))
             return self.exit_codes.ERROR_MD_UNSTABLE.format(
                 step=last_step, steps=settings.steps, reason=reason, frames=int(steps.size)
             )
         return None
-
-
-def _lammps_error(output: str) -> str:
-    errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR")]
-    return errors[-1] if errors else "LAMMPS stopped without an error message"

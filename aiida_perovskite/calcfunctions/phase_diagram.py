@@ -1,0 +1,117 @@
+"""``summarise_phases``: lattice, angles, polar vector and phase per temperature, transitions and the figure."""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_perovskite.analysis.cages import CageError
+from aiida_perovskite.analysis.phases import PhaseCriteria, classify_lattice, classify_polar, transitions
+from aiida_perovskite.analysis.polarization import LocalAnalysis
+
+__all__ = ("summarise_phases",)
+
+PHASE_COLOURS = {"R": "#f4cccc", "O": "#d9ead3", "T": "#cfe2f3", "C": "#eeeeee", "uncertain": "#ffffff"}
+
+
+def _production(values: np.ndarray, steps: np.ndarray, start: int) -> np.ndarray:
+    return values[steps >= start]
+
+
+@calcfunction
+def summarise_phases(settings: orm.Dict, **runs: orm.Data) -> dict:
+    """One row per temperature from ``thermo__<i>`` (ArrayData) and ``trajectory__<i>`` (TrajectoryData) of the
+    MD runs, whose temperatures are ``settings["temperatures"][i]``; ``settings``: ``repeats`` (cells along
+    a, b, c), ``equilibration_steps`` (discarded), ``blocks``, optional ``a_elements``/``b_elements``."""
+    values = settings.get_dict()
+    repeats = np.array(values["repeats"], dtype=float)
+    criteria = PhaseCriteria()
+    rows = []
+    for index, temperature in enumerate(values["temperatures"]):
+        thermo, trajectory = runs[f"thermo__{index}"], runs[f"trajectory__{index}"]
+        steps = thermo.get_array("step")
+        start = steps[0] + values["equilibration_steps"]
+        lx, ly, lz = (_production(thermo.get_array(k), steps, start) for k in ("lx", "ly", "lz"))
+        xy, xz, yz = (_production(thermo.get_array(k), steps, start) for k in ("xy", "xz", "yz"))
+        a_vectors = np.stack([lx, np.zeros_like(lx), np.zeros_like(lx)], axis=1)
+        b_vectors = np.stack([xy, ly, np.zeros_like(ly)], axis=1)
+        c_vectors = np.stack([xz, yz, lz], axis=1)
+        lengths = np.stack([np.linalg.norm(v, axis=1) for v in (a_vectors, b_vectors, c_vectors)], axis=1) / repeats
+        angles = np.degrees(
+            np.stack([_angle(b_vectors, c_vectors), _angle(a_vectors, c_vectors), _angle(a_vectors, b_vectors)], axis=1)
+        )
+        lattice = classify_lattice(lengths, angles, criteria, values.get("blocks", 5))
+
+        frame_steps = trajectory.get_stepids()
+        chosen = np.flatnonzero(frame_steps >= start)
+        cells, positions = trajectory.get_cells()[chosen], trajectory.get_positions()[chosen]
+        row = {
+            "temperature": temperature,
+            "phase_from_lattice": lattice["label"],
+            "lattice": lattice["lengths"],
+            "lattice_error": lattice["length_errors"],
+            "angles": lattice["angles"],
+            "angles_error": lattice["angle_errors"],
+        }
+        try:
+            analysis = LocalAnalysis.from_reference(
+                cells[0], positions[0], trajectory.symbols, values.get("a_elements"), values.get("b_elements")
+            )
+        except CageError as exc:  # the model destroyed the perovskite: say so instead of guessing a phase
+            row.update(phase="uncertain", note=f"no perovskite cages in the production frames: {exc}")
+            rows.append(row)
+            continue
+        polar = np.array(
+            [analysis.displacements(c, p)["B"].mean(axis=0) for c, p in zip(cells, positions, strict=True)]
+        )
+        polar_result = classify_polar(polar, criteria, min(values.get("blocks", 5), len(polar)))
+        row.update(
+            phase=polar_result["label"], polar_vector=polar_result["mean"], polar_vector_error=polar_result["error"]
+        )
+        rows.append(row)
+    found = transitions([row["temperature"] for row in rows], [row["phase"] for row in rows])
+    return {"table": orm.Dict({"rows": rows, "transitions": found}), "plot": _plot(rows)}
+
+
+def _angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    cosine = (u * v).sum(axis=1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    return np.arccos(np.clip(cosine, -1, 1))
+
+
+def _plot(rows: list[dict]) -> orm.SinglefileData:
+    """Pseudocubic a, b, c and the cell angles against temperature, with the phases as background bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    temperatures = np.array([row["temperature"] for row in rows])
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, constrained_layout=True)
+    edges = np.concatenate([[temperatures[0]], (temperatures[1:] + temperatures[:-1]) / 2, [temperatures[-1]]])
+    for axes in (top, bottom):
+        for row, low, high in zip(rows, edges[:-1], edges[1:], strict=True):
+            axes.axvspan(low, high, color=PHASE_COLOURS[row["phase"]], zorder=0)
+    for axis, name in enumerate("abc"):
+        values = np.array([row["lattice"][axis] for row in rows])
+        errors = np.array([row["lattice_error"][axis] for row in rows])
+        top.errorbar(temperatures, values, yerr=errors, marker="o", label=name)
+    for axis, name in enumerate(("alpha", "beta", "gamma")):
+        values = np.array([row["angles"][axis] for row in rows])
+        errors = np.array([row["angles_error"][axis] for row in rows])
+        bottom.errorbar(temperatures, values, yerr=errors, marker="s", label=name)
+    for row, low, high in zip(rows, edges[:-1], edges[1:], strict=True):
+        top.text((low + high) / 2, 1.0, row["phase"], transform=top.get_xaxis_transform(), ha="center", va="bottom")
+    top.set_ylabel("pseudocubic lattice constant (Å)")
+    bottom.set_ylabel("cell angle (°)")
+    bottom.set_xlabel("temperature (K)")
+    top.legend(fontsize="small")
+    bottom.legend(fontsize="small")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "phase_diagram.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        return orm.SinglefileData(path)

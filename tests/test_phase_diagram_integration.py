@@ -1,0 +1,98 @@
+"""Real `lmp` along a short heating ladder: production MD chained from state to state, a complete table and
+a plot; and the input checks."""
+
+from __future__ import annotations
+
+import pytest
+from aiida import orm
+from aiida.engine import submit
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+
+from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.structures import parent_cell
+from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain
+from tests.conftest import await_process, executable
+from tests.helpers import train_tiny_model
+
+PROTOCOL = {
+    "equilibration_steps": 20,
+    "production_steps": 100,
+    "sampling_interval": 10,
+    "thermo_interval": 5,
+    "blocks": 4,
+    "ensemble": "npt-tri",
+}
+
+
+@pytest.fixture(scope="module")
+def tf_model(tmp_path_factory):
+    return DeepPotentialData(train_tiny_model(tmp_path_factory.mktemp("pd"), executable("dp"), "tf")).store()
+
+
+def builder_for(code, model, temperatures, mode="heating", protocol=PROTOCOL):
+    builder = PhaseDiagramWorkChain.get_builder()
+    builder.code = code
+    builder.model = model
+    builder.structure = orm.StructureData(ase=parent_cell("BaTiO3").repeat((2, 2, 2)))
+    builder.repeats = orm.List([2, 2, 2])
+    builder.temperatures = orm.List(temperatures)
+    builder.mode = orm.Str(mode)
+    builder.protocol = orm.Dict(protocol)
+    builder.seed = orm.Int(5)
+    builder.options = {"environment_variables": {"OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}}
+    return builder
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_heating_ladder_gives_a_table_and_a_plot(daemon, session_computer, tf_model):
+    code = orm.InstalledCode(label="lmp-pd", computer=session_computer, filepath_executable=str(executable("lmp")))
+    node = await_process(submit(builder_for(code.store(), tf_model, [100.0, 200.0])), timeout=900)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, node.exception)
+    rows = node.outputs.table["rows"]
+    assert [row["temperature"] for row in rows] == [100.0, 200.0]
+    for row in rows:
+        assert row["phase"] in {"C", "T", "O", "R", "uncertain"}
+        assert len(row["lattice"]) == 3 and all(a > 0 for a in row["lattice"])
+        assert len(row["angles"]) == 3
+        # the tiny test model is not a physical potential: its MD may leave the perovskite, which must be said
+        assert len(row.get("polar_vector", [])) == 3 or "no perovskite cages" in row["note"]
+    assert "transitions" in node.outputs.table.get_dict()
+    assert node.outputs.plot.get_content(mode="rb")[:4] == b"\x89PNG"
+    second = next(
+        c
+        for c in node.called
+        if c.process_label == "LammpsMdCalculation" and c.base.extras.get("temperature", None) == 200.0
+    )
+    assert "parent_folder" in second.inputs and "velocity_seed" not in second.inputs  # continued, not restarted
+
+
+@pytest.mark.parametrize(
+    ("temperatures", "mode", "message"),
+    [
+        ([], "heating", "the temperature ladder is empty"),
+        ([300.0, 200.0], "heating", "heating mode needs strictly increasing temperatures"),
+        ([100.0, 200.0], "cooling", "cooling mode needs strictly decreasing temperatures"),
+        ([-50.0, 100.0], "independent", "temperatures must be positive"),
+        ([100.0], "annealing", "unknown mode 'annealing'"),
+    ],
+)
+def test_bad_ladders_are_rejected(aiida_localhost, tiny_pytorch_model, temperatures, mode, message):
+    code = orm.InstalledCode(label="lmp-v", computer=aiida_localhost, filepath_executable="/bin/true").store()
+    builder = builder_for(code, DeepPotentialData(tiny_pytorch_model).store(), temperatures, mode)
+    with pytest.raises(ValueError, match=message):
+        instantiate_process(get_manager().get_runner(), builder)
+
+
+def test_model_without_an_element_of_the_structure_is_rejected(aiida_localhost, tiny_pytorch_model):
+    from ase import Atoms
+
+    code = orm.InstalledCode(label="lmp-w", computer=aiida_localhost, filepath_executable="/bin/true").store()
+    builder = builder_for(code, DeepPotentialData(tiny_pytorch_model).store(), [100.0])
+    strontium = parent_cell("BaTiO3")
+    builder.structure = orm.StructureData(
+        ase=Atoms("SrTiO3", positions=strontium.positions, cell=strontium.cell, pbc=True)
+    )
+    with pytest.raises(ValueError, match=r"element\(s\) \['Sr'\] that the model's type_map"):
+        instantiate_process(get_manager().get_runner(), builder)
