@@ -6,7 +6,13 @@ from collections.abc import Sequence
 
 from aiida import orm
 
-__all__ = ("BACKENDS", "DEFAULT_BACKEND", "validate_backend", "validate_type_map_covers")
+__all__ = (
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "structure_elements_missing",
+    "validate_backend",
+    "validate_type_map_covers",
+)
 
 # TensorFlow trains 1.6x and runs LAMMPS MD 7-11x faster than PyTorch on CPU (docs/benchmarks.md).
 DEFAULT_BACKEND = "tensorflow"
@@ -31,4 +37,14 @@ def validate_type_map_covers(model_type_map: Sequence[str], data_type_map: Seque
             f"the type_map of {what} has element(s) {missing} that the model's type_map {list(model_type_map)} "
             "does not cover: add them to the model's type_map"
         )
+    return None
+
+
+def structure_elements_missing(
+    structure, type_map: Sequence[str], name: str = "the structure", owner: str = "the model's"
+) -> str | None:
+    """Error message if ``structure`` (StructureData) has an element ``type_map`` lacks."""
+    unknown = sorted(set(structure.get_symbols_set()) - set(type_map))
+    if unknown:
+        return f"{name} contains element(s) {unknown} that {owner} type_map {list(type_map)} lacks"
     return None

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 
 from aiida import orm
-from aiida.common import CalcInfo, CodeInfo
+from aiida.common import CalcInfo
 from aiida.engine import CalcJob
 
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES, MdSettings, exploration_script, write_data_file
-from aiida_perovskite.calculations.defaults import set_serial_defaults
+from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
+from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT, lammps_codeinfo, set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData
 
 __all__ = ("LammpsExploreCalculation", "validate_models", "validate_settings")
@@ -40,11 +41,7 @@ def validate_inputs(inputs, _) -> str | None:
     models, structure = inputs.get("models"), inputs.get("structure")
     if not models or structure is None:
         return None
-    type_map = next(iter(models.values())).type_map
-    unknown = sorted(set(structure.get_symbols_set()) - set(type_map))
-    if unknown:
-        return f"the structure contains element(s) {unknown} that the models' type_map {type_map} does not know"
-    return None
+    return structure_elements_missing(structure, next(iter(models.values())).type_map, owner="the models'")
 
 
 class LammpsExploreCalculation(CalcJob):
@@ -114,18 +111,12 @@ class LammpsExploreCalculation(CalcJob):
         )
         folder.create_file_from_filelike(io.StringIO(script), self.INPUT_FILE, mode="w")
 
-        codeinfo = CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = ["-in", self.INPUT_FILE, "-log", self.LOG_FILE, "-screen", "none"]
-        codeinfo.stdout_name = "lammps.out"
-        codeinfo.join_files = True
-
         calcinfo = CalcInfo()
-        calcinfo.codes_info = [codeinfo]
+        calcinfo.codes_info = [lammps_codeinfo(self.inputs.code, self.INPUT_FILE, self.LOG_FILE)]
         calcinfo.local_copy_list = [
             (model.uuid, model.filename, name) for model, name in zip(models, names, strict=True)
         ]
-        calcinfo.retrieve_list = [self.DEVI_FILE, self.DUMP_FILE, self.LOG_FILE, "lammps.out", self.INPUT_FILE]
+        calcinfo.retrieve_list = [self.DEVI_FILE, self.DUMP_FILE, self.LOG_FILE, LAMMPS_STDOUT, self.INPUT_FILE]
         return calcinfo
 
 

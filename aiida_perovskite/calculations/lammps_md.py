@@ -6,11 +6,12 @@ import io
 import pathlib
 
 from aiida import orm
-from aiida.common import CalcInfo, CodeInfo
+from aiida.common import CalcInfo
 from aiida.engine import CalcJob
 
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES, production_script, write_data_file
-from aiida_perovskite.calculations.defaults import set_serial_defaults
+from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
+from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT, lammps_codeinfo, set_serial_defaults
 from aiida_perovskite.calculations.lammps_explore import validate_settings
 from aiida_perovskite.data import DeepPotentialData
 
@@ -23,9 +24,9 @@ def validate_inputs(inputs, _) -> str | None:
         return "give either a structure or a parent_folder (the remote folder of a previous MD run), not both"
     model, structure = inputs.get("model"), inputs.get("structure")
     if model is not None and structure is not None:
-        unknown = sorted(set(structure.get_symbols_set()) - set(model.type_map))
-        if unknown:
-            return f"the structure contains element(s) {unknown} that the model's type_map {model.type_map} lacks"
+        error = structure_elements_missing(structure, model.type_map)
+        if error:
+            return error
     if has_structure and "velocity_seed" not in inputs:
         return "a run from a structure needs a velocity_seed"
     return None
@@ -105,14 +106,9 @@ class LammpsMdCalculation(CalcJob):
         )
         folder.create_file_from_filelike(io.StringIO(script), self.INPUT_FILE, mode="w")
 
-        codeinfo = CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = ["-in", self.INPUT_FILE, "-log", self.LOG_FILE, "-screen", "none"]
-        codeinfo.stdout_name = "lammps.out"
-        codeinfo.join_files = True
         calcinfo = CalcInfo()
-        calcinfo.codes_info = [codeinfo]
+        calcinfo.codes_info = [lammps_codeinfo(self.inputs.code, self.INPUT_FILE, self.LOG_FILE)]
         calcinfo.local_copy_list = [(model.uuid, model.filename, model_file)]
         calcinfo.remote_copy_list = remote_copy_list
-        calcinfo.retrieve_list = [self.LOG_FILE, self.DUMP_FILE, "lammps.out", self.INPUT_FILE]
+        calcinfo.retrieve_list = [self.LOG_FILE, self.DUMP_FILE, LAMMPS_STDOUT, self.INPUT_FILE]
         return calcinfo

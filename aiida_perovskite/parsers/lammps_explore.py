@@ -8,6 +8,7 @@ from aiida.parsers import Parser
 
 from aiida_perovskite.analysis.lammps_io import MdSettings, last_error, parse_dump, parse_thermo
 from aiida_perovskite.analysis.model_deviation import parse_model_devi
+from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT
 
 __all__ = ("LammpsExploreParser",)
 
@@ -60,7 +61,7 @@ class LammpsExploreParser(Parser):
         last_step = int(thermo["step"][-1]) if thermo.get("step", np.zeros(0)).size else 0
         nan_thermo = any(not np.all(np.isfinite(values)) for values in thermo.values())
         if last_step < settings.steps or nan_thermo or steps.size < settings.expected_frames:
-            reason = "non-finite energies or coordinates" if nan_thermo else last_error(content("lammps.out"))
+            reason = "non-finite energies or coordinates" if nan_thermo else last_error(content(LAMMPS_STDOUT))
             return self.exit_codes.ERROR_MD_UNSTABLE.format(
                 step=last_step, steps=settings.steps, reason=reason, frames=int(steps.size)
             )

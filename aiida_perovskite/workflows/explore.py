@@ -8,6 +8,7 @@ from aiida.engine import ToContext, WorkChain
 from aiida_perovskite.analysis.lammps_io import MdSettings
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.select_candidates import SELECTION_MODES, parse_trust, select_candidates
+from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.workflows.tags import tag_child
@@ -59,9 +60,9 @@ def validate_inputs(inputs, _) -> str | None:
     if models and structures:
         type_map = next(iter(models.values())).type_map
         for name, structure in structures.items():
-            unknown = sorted(set(structure.get_symbols_set()) - set(type_map))
-            if unknown:
-                return f"structure {name!r} contains element(s) {unknown} that the models' type_map {type_map} lacks"
+            error = structure_elements_missing(structure, type_map, f"structure {name!r}", "the models'")
+            if error:
+                return error
     mode = inputs.get("selection_mode")
     if mode is not None and mode.value not in SELECTION_MODES:
         return f"unknown selection_mode {mode.value!r}; choose one of {', '.join(SELECTION_MODES)}"

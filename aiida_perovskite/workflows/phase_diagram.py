@@ -12,6 +12,7 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_perovskite.analysis.lammps_io import MdSettings
 from aiida_perovskite.calcfunctions.phase_diagram import summarise_phases
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.lammps_md import LammpsMdCalculation
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.workflows.tags import tag_child
@@ -50,9 +51,9 @@ def validate_inputs(inputs, _) -> str | None:
         return f"heating mode needs strictly increasing temperatures, got {temperatures}"
     if mode == "cooling" and not decreasing:
         return f"cooling mode needs strictly decreasing temperatures, got {temperatures}"
-    unknown = sorted(set(inputs["structure"].get_symbols_set()) - set(inputs["model"].type_map))
-    if unknown:
-        return f"the structure contains element(s) {unknown} that the model's type_map {inputs['model'].type_map} lacks"
+    error = structure_elements_missing(inputs["structure"], inputs["model"].type_map)
+    if error:
+        return error
     protocol = inputs["protocol"].get_dict()
     extra = sorted(set(protocol) - PROTOCOL_KEYS)
     if extra:
