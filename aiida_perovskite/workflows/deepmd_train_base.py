@@ -51,7 +51,8 @@ class DeepmdTrainBaseWorkChain(BaseRestartWorkChain):
         inputs = load_protocol("deepmd_train", protocol, overrides)
         builder = cls.get_builder()
         builder.train.code = code
-        builder.train.training_set = training_set
+        if training_set is not None:
+            builder.train.training_set = training_set
         builder.train.parameters = orm.Dict(inputs["parameters"])
         builder.train.seed = orm.Int(seed)
         builder.train.backend = orm.Str(inputs["backend"])

@@ -84,9 +84,13 @@ class LabelWorkChain(WorkChain):
 
     def setup(self):
         structures = dict(self.inputs.get("structures", {}))
+        self.ctx.sources = {}
         for name, trajectory in self.inputs.get("trajectories", {}).items():
             frames = frames_to_structures(trajectory)
-            structures.update({f"{name}_{key.split('_')[-1]}": frames[key] for key in sorted(frames, key=_index)})
+            for key in sorted(frames, key=_index):
+                frame = f"{name}_{key.split('_')[-1]}"
+                structures[frame] = frames[key]
+                self.ctx.sources[frame] = name
         self.ctx.structures = structures
         self.ctx.pending = sorted(structures)
         self.ctx.done = {}
@@ -111,7 +115,8 @@ class LabelWorkChain(WorkChain):
             )
             builder.metadata.call_link_label = f"label_{name}"
             node = self.submit(builder)
-            tag_child(self.node, node, stage="label", frame=name, engine=engine.name)
+            source = {"system": self.ctx.sources[name]} if name in self.ctx.sources else {}
+            tag_child(self.node, node, stage="label", frame=name, engine=engine.name, **source)
             calls[f"label__{name}"] = node
         self.ctx.batch = batch
         return ToContext(**calls)
@@ -130,6 +135,7 @@ class LabelWorkChain(WorkChain):
             else:
                 failures[name] = {
                     "pk": node.pk,
+                    "system": self.ctx.sources.get(name, name),
                     "exit_status": node.exit_status,
                     "message": node.exit_message
                     or ("excepted" if node.is_excepted else "killed" if node.is_killed else ""),

@@ -37,7 +37,7 @@ def validate_reuse(value: Mapping, _) -> str | None:
 
 def validate_inputs(inputs, _) -> str | None:
     train = inputs["train"]["train"]
-    if "parameters" in train:
+    if "parameters" in train and "training_set" in inputs:
         error = check_data_against_model(train["parameters"], inputs["training_set"], inputs.get("validation_set"))
         if error:
             return error
@@ -88,7 +88,7 @@ class TrainEnsembleWorkChain(WorkChain):
     def get_builder_from_protocol(
         cls,
         code: orm.AbstractCode,
-        training_set: TrainingSetData,
+        training_set: TrainingSetData | None,
         protocol: str | None = None,
         overrides: Mapping[str, Any] | None = None,
         seed: int = 0,
@@ -99,10 +99,11 @@ class TrainEnsembleWorkChain(WorkChain):
         inputs = load_protocol("deepmd_train", protocol, overrides)
         base = DeepmdTrainBaseWorkChain.get_builder_from_protocol(code, training_set, protocol, overrides, seed)
         builder = cls.get_builder()
-        builder.training_set = training_set
+        if training_set is not None:
+            builder.training_set = training_set
         builder.seed = orm.Int(seed)
         builder.num_models = orm.Int(num_models if num_models is not None else inputs["num_models"])
-        base.train.pop("training_set")
+        base.train.pop("training_set", None)
         base.train.pop("seed")
         builder.train = base
         return builder

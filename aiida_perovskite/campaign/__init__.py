@@ -1,0 +1,1 @@
+"""Campaigns of the concurrent-learning loop: the campaign file, the exploration schedule, queries and reports."""

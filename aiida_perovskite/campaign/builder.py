@@ -1,0 +1,147 @@
+"""A checked campaign file -> a ConcurrentLearningWorkChain builder (codes, data and structures looked up or
+built here; every lookup is checked before the first node is stored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiida import orm
+from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+from aiida_perovskite.calcfunctions.seeds import spawn_seeds
+from aiida_perovskite.calcfunctions.structures import build_solid_solution
+from aiida_perovskite.campaign.spec import Campaign, CampaignError, SystemSpec
+from aiida_perovskite.data import TrainingSetData
+from aiida_perovskite.protocols import recursive_merge
+from aiida_perovskite.structures import parent_cell
+
+__all__ = ("build_campaign", "load_code_for")
+
+
+def load_code_for(label: str, key: str) -> orm.AbstractCode:
+    """The code ``label`` (e.g. ``cp2k@localhost``), or a CampaignError saying how to create it."""
+    try:
+        return orm.load_code(label)
+    except (NotExistent, MultipleObjectsError, ValueError) as exc:
+        raise CampaignError(
+            key, f"no usable code {label!r} ({exc}); run `aiida-perovskite setup` or see `verdi code list`"
+        ) from exc
+
+
+def _training_set(campaign: Campaign) -> TrainingSetData | None:
+    value = campaign.training_set
+    if value is None:
+        return None
+    if isinstance(value, int):
+        try:
+            node = orm.load_node(value)
+        except NotExistent as exc:
+            raise CampaignError("initial_data.training_set", f"no node with PK {value}") from exc
+        if not isinstance(node, TrainingSetData):
+            raise CampaignError(
+                "initial_data.training_set", f"node {value} is a {type(node).__name__}, not TrainingSetData"
+            )
+        return node
+    try:
+        return TrainingSetData.from_deepmd_npy(value)
+    except (OSError, ValueError) as exc:
+        raise CampaignError("initial_data.training_set", f"cannot read deepmd/npy data at {value}: {exc}") from exc
+
+
+def _structure(spec: SystemSpec, campaign: Campaign, seed: int) -> orm.StructureData:
+    if spec.source == "perovskite":
+        atoms = parent_cell(spec.value, spec.phase, spec.lattice_constant, spec.c_over_a).repeat(spec.repeat)
+        return orm.StructureData(ase=atoms)
+    if spec.source == "file":
+        from ase.io import read
+
+        return orm.StructureData(ase=read(campaign.base_dir / str(spec.value)).repeat(spec.repeat))
+    composition = orm.Dict(spec.value) if isinstance(spec.value, dict) else orm.Str(spec.value)
+    extra = {"lattice_constant": orm.Float(spec.lattice_constant)} if spec.lattice_constant else {}
+    built = build_solid_solution(
+        composition, orm.List(spec.repeat), orm.Int(seed), orm.Int(spec.configuration + 1), **extra
+    )
+    return built[f"configuration_{spec.configuration}"]
+
+
+def _check_type_map(campaign: Campaign, training_set: TrainingSetData | None) -> None:
+    if training_set is None:
+        return
+    missing = sorted(campaign.elements() - set(training_set.type_map))
+    if missing:
+        raise CampaignError(
+            "initial_data.training_set",
+            f"has no frames with {missing} (type_map {training_set.type_map}); the models could not describe the "
+            "systems: add data with these elements or use initial_data.perturbation",
+        )
+
+
+def build_campaign(campaign: Campaign):
+    """The builder of the ConcurrentLearningWorkChain for ``campaign``."""
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+    from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
+
+    codes = {
+        section: load_code_for(getattr(campaign, section)["code"], f"{section}.code")
+        for section in ("training", "exploration", "labeling")
+    }
+    training_set = _training_set(campaign)
+    _check_type_map(campaign, training_set)
+
+    builder = ConcurrentLearningWorkChain.get_builder()
+    builder.metadata.label = campaign.name
+    builder.metadata.description = campaign.description
+    seeds = spawn_seeds(campaign.seed, len(campaign.systems))
+    builder.structures = {
+        name: _structure(spec, campaign, seed)
+        for (name, spec), seed in zip(campaign.systems.items(), seeds, strict=True)
+    }
+    builder.schedule = orm.Dict(campaign.stages)
+    builder.trust = orm.Dict(campaign.trust)
+    builder.max_labels = orm.Int(campaign.max_labels)
+    builder.accurate_fraction = orm.Float(campaign.accurate_fraction)
+    builder.max_iterations = orm.Int(campaign.max_iterations)
+    builder.seed = orm.Int(campaign.seed)
+    if training_set is not None:
+        builder.training_set = training_set
+    else:
+        builder.init_data.structures = dict(builder.structures)
+        builder.init_data.perturbation = orm.Dict(campaign.perturbation)
+
+    training = campaign.training
+    overrides: dict[str, Any] = dict(training.get("overrides", {}))
+    if "backend" in training:
+        overrides["backend"] = training["backend"]
+    if training.get("options"):
+        overrides = recursive_merge(overrides, {"metadata": {"options": training["options"]}})
+    base = DeepmdTrainBaseWorkChain.get_builder_from_protocol(
+        codes["training"], None, training.get("protocol"), overrides
+    )
+    base.train.pop("seed")
+    builder.train.train = base
+    if "num_models" in training:
+        builder.train.num_models = orm.Int(training["num_models"])
+    if "reuse" in training:
+        builder.train_reuse = orm.Dict(training["reuse"])
+    if "final" in training:
+        builder.final_training = orm.Dict(training["final"])
+
+    exploration = campaign.exploration
+    builder.explore.code = codes["exploration"]
+    builder.explore.selection_mode = orm.Str(exploration.get("selection_mode", "random"))
+    builder.explore.skip_frames = orm.Int(exploration.get("skip_frames", 0))
+    if exploration.get("sanity"):
+        builder.explore.sanity = orm.Dict(exploration["sanity"])
+    builder.explore.options = dict(exploration.get("options", {}))
+
+    labeling = campaign.labeling
+    builder.label.engine = orm.Str(labeling["engine"])
+    builder.label.code = codes["labeling"]
+    if labeling.get("protocol"):
+        builder.label.protocol = orm.Str(labeling["protocol"])
+    if labeling.get("overrides"):
+        builder.label.overrides = orm.Dict(labeling["overrides"])
+    builder.label.options = dict(labeling.get("options", {}))
+    builder.label.max_concurrent = orm.Int(labeling.get("max_concurrent", 2))
+    builder.label.tolerated_failed_fraction = orm.Float(labeling.get("tolerated_failed_fraction", 0.0))
+    return builder

@@ -1,0 +1,90 @@
+"""What a campaign has done so far, read from the provenance graph (also while it runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from aiida import orm
+
+__all__ = (
+    "campaign_processes",
+    "deviations_by_iteration",
+    "iteration_records",
+    "learning_curves_by_iteration",
+    "running_processes",
+    "status_rows",
+)
+
+
+def campaign_processes(campaign: orm.WorkChainNode, **extras: Any) -> list[orm.ProcessNode]:
+    """Every process tagged with this campaign (and ``extras``), oldest first."""
+    filters = {"extras.campaign": campaign.uuid, **{f"extras.{key}": value for key, value in extras.items()}}
+    query = orm.QueryBuilder().append(orm.ProcessNode, filters=filters, project="*")
+    return sorted(query.all(flat=True), key=lambda node: node.ctime)
+
+
+def iteration_records(campaign: orm.WorkChainNode) -> list[dict]:
+    """The history rows written so far by ``summarise_iteration`` (the ``history`` output once finished)."""
+    if "history" in campaign.outputs:
+        return campaign.outputs.history.get_list()
+    records = [
+        node.outputs.result.get_dict()
+        for node in campaign.called
+        if node.process_label == "summarise_iteration" and node.is_finished_ok
+    ]
+    return sorted(records, key=lambda record: record["iteration"])
+
+
+def status_rows(records: list[dict]) -> list[dict]:
+    """One row per iteration and system: the counts of the history with the system's accurate fraction."""
+    rows = []
+    for record in records:
+        errors = [values.get("rmse_f_trn") for values in record["training_errors"].values()]
+        errors = [value for value in errors if value is not None]
+        for system, values in sorted(record["systems"].items()):
+            rows.append(
+                {
+                    "iteration": record["iteration"],
+                    "system": system,
+                    "stage": values["stage"],
+                    "frames": record["training_frames"],
+                    "rmse_f": float(np.mean(errors)) if errors else float("nan"),
+                    **{
+                        key: values[key]
+                        for key in ("explored", "accurate", "candidate", "failed", "selected", "labeled")
+                    },
+                    "failed_labels": values["failed_labels"],
+                    "accurate_fraction": values["accurate_fraction"],
+                }
+            )
+    return rows
+
+
+def running_processes(campaign: orm.WorkChainNode) -> list[orm.ProcessNode]:
+    """The campaign's processes that have not terminated yet."""
+    return [node for node in campaign_processes(campaign) if not node.is_terminated]
+
+
+def deviations_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[str, np.ndarray]]:
+    """``max_devi_f`` of every explored frame, by iteration and system."""
+    found: dict[int, dict[str, list]] = {}
+    for node in campaign_processes(campaign, stage="explore"):
+        if node.process_label != "ExploreWorkChain":
+            continue
+        iteration, system = node.base.extras.get("iteration"), node.base.extras.get("system")
+        for table in node.outputs.get("deviations", {}).values():
+            found.setdefault(iteration, {}).setdefault(system, []).append(table.get_array("max_devi_f"))
+    return {
+        iteration: {system: np.concatenate(arrays) for system, arrays in systems.items()}
+        for iteration, systems in found.items()
+    }
+
+
+def learning_curves_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[str, orm.ArrayData]]:
+    """The learning curves of each iteration's ensemble, by model."""
+    curves = {}
+    for node in campaign_processes(campaign, stage="train"):
+        if node.process_label == "TrainEnsembleWorkChain" and node.is_finished_ok:
+            curves[node.base.extras.get("iteration")] = dict(node.outputs.learning_curves)
+    return curves

@@ -1,0 +1,485 @@
+"""Campaign files: YAML checked key by key before anything is stored or submitted.
+
+Every problem is reported as ``CampaignError`` naming the offending key (``systems.BTO.stages[0].steps``)
+and saying how to fix it. The checked campaign is plain data (``Campaign``); ``campaign.builder`` turns it
+into a ConcurrentLearningWorkChain builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from aiida_perovskite.analysis.lammps_io import ENSEMBLES
+from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
+from aiida_perovskite.structures import PHASES, parse_composition
+from aiida_perovskite.structures.composition import CompositionError
+
+__all__ = ("Campaign", "CampaignError", "SystemSpec", "load_campaign", "parse_campaign")
+
+TOP_KEYS = (
+    "name",
+    "description",
+    "protocol",
+    "seed",
+    "systems",
+    "stages",
+    "trust",
+    "max_labels",
+    "convergence",
+    "initial_data",
+    "training",
+    "exploration",
+    "labeling",
+)
+SYSTEM_KEYS = ("structure", "repeat", "stages", "trust")
+STRUCTURE_SOURCES = ("perovskite", "composition", "file")
+STRUCTURE_KEYS = (*STRUCTURE_SOURCES, "phase", "lattice_constant", "c_over_a", "configuration")
+STAGE_KEYS = (
+    "temperatures",
+    "pressures",
+    "ensemble",
+    "steps",
+    "sampling_interval",
+    "timestep",
+    "tdamp",
+    "pdamp",
+    "max_iterations",
+    "accurate_fraction",
+)
+TRUST_KEYS = ("force_lo", "force_hi", "virial_lo", "virial_hi")
+CONVERGENCE_KEYS = ("accurate_fraction", "max_iterations")
+INITIAL_KEYS = ("training_set", "perturbation")
+PERTURBATION_KEYS = ("count", "cell_strain", "atom_displacement", "volume_scale")
+TRAINING_KEYS = ("code", "protocol", "num_models", "backend", "overrides", "reuse", "final", "options")
+EXPLORATION_KEYS = ("code", "selection_mode", "skip_frames", "sanity", "options")
+LABELING_KEYS = (
+    "engine",
+    "code",
+    "protocol",
+    "overrides",
+    "options",
+    "max_concurrent",
+    "tolerated_failed_fraction",
+)
+BACKENDS = ("tensorflow", "pytorch")
+SELECTION_MODES = ("random", "max_deviation")
+
+
+class CampaignError(ValueError):
+    """A campaign file problem: ``key`` is where, the message says what is wrong and how to fix it."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+@dataclasses.dataclass
+class SystemSpec:
+    """Where a system's starting structure comes from."""
+
+    name: str
+    source: str  # perovskite | composition | file
+    value: Any
+    repeat: list[int]
+    phase: str = "cubic"
+    lattice_constant: float | None = None
+    c_over_a: float | None = None
+    configuration: int = 0
+
+
+@dataclasses.dataclass
+class Campaign:
+    """A checked campaign file (plain values; codes and data are looked up when building)."""
+
+    name: str
+    description: str
+    seed: int
+    systems: dict[str, SystemSpec]
+    stages: dict[str, list[dict]]
+    trust: dict[str, Any]
+    max_labels: int
+    accurate_fraction: float
+    max_iterations: int
+    training_set: str | int | None
+    perturbation: dict[str, Any] | None
+    training: dict[str, Any]
+    exploration: dict[str, Any]
+    labeling: dict[str, Any]
+    base_dir: pathlib.Path
+
+    def elements(self) -> set[str]:
+        """Every element of every system."""
+        found: set[str] = set()
+        for spec in self.systems.values():
+            found |= _elements_of(spec, self.base_dir)
+        return found
+
+
+def load_campaign(path: str | pathlib.Path) -> Campaign:
+    """Read and check a campaign file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CampaignError("", f"no campaign file at {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CampaignError("", f"{path} is not valid YAML: {exc}") from exc
+    return parse_campaign(data, base_dir=path.parent)
+
+
+def parse_campaign(data: Any, base_dir: pathlib.Path | None = None) -> Campaign:
+    """Check the campaign ``data`` (a mapping as read from YAML) merged over its protocol's defaults."""
+    base_dir = pathlib.Path(base_dir or ".")
+    _mapping(data, "", "the campaign file must be a mapping of keys (name, systems, stages, ...)")
+    _known(data, TOP_KEYS, "")
+    protocol = data.get("protocol")
+    protocols = available_protocols("concurrent_learning")
+    if protocol is not None and protocol not in protocols:
+        raise CampaignError("protocol", f"unknown protocol {protocol!r}; choose one of {', '.join(protocols)}")
+    defaults = load_protocol("concurrent_learning", protocol)
+
+    name = _string(data.get("name", "campaign"), "name")
+    seed = _integer(data.get("seed"), "seed", minimum=0, hint="give an integer campaign seed, e.g. seed: 2026")
+    systems, system_stages, per_system_trust = _systems(data.get("systems"), base_dir)
+
+    stages_default = data.get("stages", defaults["stages"])
+    stages = {}
+    for system in systems:
+        given = system_stages.get(system)
+        key = f"systems.{system}.stages" if given is not None else "stages"
+        stages[system] = _stages(given if given is not None else stages_default, key)
+
+    trust = _trust(recursive_merge(defaults["trust"], data.get("trust") or {}), "trust")
+    for system, levels in per_system_trust.items():
+        _trust({**trust, **levels}, f"systems.{system}.trust")
+    if per_system_trust:
+        trust["per_system"] = per_system_trust
+
+    max_labels = _integer(data.get("max_labels", defaults["max_labels"]), "max_labels", minimum=1)
+    convergence = data.get("convergence") or {}
+    _mapping(convergence, "convergence")
+    _known(convergence, CONVERGENCE_KEYS, "convergence")
+    fraction = _fraction(
+        convergence.get("accurate_fraction", defaults["accurate_fraction"]), "convergence.accurate_fraction"
+    )
+    max_iterations = _integer(
+        convergence.get("max_iterations", defaults["max_iterations"]), "convergence.max_iterations", minimum=1
+    )
+
+    training_set, perturbation = _initial_data(data.get("initial_data"), defaults["perturbation"], base_dir)
+    training = _section(data, "training", TRAINING_KEYS, defaults["training"], {"code": "dp@localhost"})
+    _training(training)
+    exploration = _section(data, "exploration", EXPLORATION_KEYS, defaults["exploration"], {"code": "lmp@localhost"})
+    _exploration(exploration)
+    labeling = _section(data, "labeling", LABELING_KEYS, defaults["labeling"], {"code": "cp2k@localhost"})
+    _labeling(labeling)
+
+    campaign = Campaign(
+        name=name,
+        description=str(data.get("description", "")),
+        seed=seed,
+        systems=systems,
+        stages=stages,
+        trust=trust,
+        max_labels=max_labels,
+        accurate_fraction=fraction,
+        max_iterations=max_iterations,
+        training_set=training_set,
+        perturbation=perturbation,
+        training=training,
+        exploration=exploration,
+        labeling=labeling,
+        base_dir=base_dir,
+    )
+    _engine_elements(campaign)
+    return campaign
+
+
+def _mapping(value: Any, key: str, hint: str = "give a mapping of keys") -> None:
+    if not isinstance(value, Mapping):
+        raise CampaignError(key, f"expected a mapping, got {type(value).__name__} {value!r}; {hint}")
+
+
+def _known(values: Mapping, allowed: tuple[str, ...], key: str) -> None:
+    for name in values:
+        if name not in allowed:
+            close = difflib.get_close_matches(str(name), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+            raise CampaignError(f"{key}.{name}" if key else str(name), f"unknown key; {hint}")
+
+
+def _string(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise CampaignError(key, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _integer(value: Any, key: str, minimum: int | None = None, hint: str = "") -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CampaignError(key, f"expected an integer, got {value!r}" + (f"; {hint}" if hint else ""))
+    if minimum is not None and value < minimum:
+        raise CampaignError(key, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(value: Any, key: str, positive: bool = True) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise CampaignError(key, f"expected a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise CampaignError(key, f"must be positive, got {value}")
+    return float(value)
+
+
+def _fraction(value: Any, key: str) -> float:
+    value = _number(value, key)
+    if value > 1:
+        raise CampaignError(key, f"is a fraction in (0, 1], got {value}")
+    return value
+
+
+def _systems(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, SystemSpec], dict[str, Any], dict[str, dict]]:
+    if not value:
+        raise CampaignError(
+            "systems", "give at least one system, e.g. systems: {BaTiO3: {structure: {perovskite: BaTiO3}}}"
+        )
+    _mapping(value, "systems")
+    systems, stages, trust = {}, {}, {}
+    for name, spec in value.items():
+        key = f"systems.{name}"
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or "__" in name:
+            raise CampaignError(key, "system names use letters, digits, '-' and single '_' (no '__')")
+        _mapping(spec, key, "give structure (and optionally repeat, stages, trust)")
+        _known(spec, SYSTEM_KEYS, key)
+        if "structure" not in spec:
+            raise CampaignError(f"{key}.structure", f"missing; give one of {', '.join(STRUCTURE_SOURCES)}")
+        systems[name] = _structure(name, spec["structure"], spec.get("repeat", [1, 1, 1]), key, base_dir)
+        if "stages" in spec:
+            stages[name] = spec["stages"]
+        if "trust" in spec:
+            _mapping(spec["trust"], f"{key}.trust")
+            _known(spec["trust"], TRUST_KEYS, f"{key}.trust")
+            trust[name] = dict(spec["trust"])
+    return systems, stages, trust
+
+
+def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.Path) -> SystemSpec:
+    key = f"{key}.structure"
+    _mapping(value, key, f"give one of {', '.join(STRUCTURE_SOURCES)}")
+    _known(value, STRUCTURE_KEYS, key)
+    sources = [source for source in STRUCTURE_SOURCES if source in value]
+    if len(sources) != 1:
+        raise CampaignError(key, f"give exactly one of {', '.join(STRUCTURE_SOURCES)}, got {sources or 'none'}")
+    if not isinstance(repeat, list) or len(repeat) != 3 or any(not isinstance(n, int) or n < 1 for n in repeat):
+        raise CampaignError(f"{key[: -len('.structure')]}.repeat", f"give three positive integers, got {repeat!r}")
+    (source,) = sources
+    spec = SystemSpec(name, source, value[source], list(repeat))
+    for field in ("lattice_constant", "c_over_a"):
+        if field in value:
+            setattr(spec, field, _number(value[field], f"{key}.{field}"))
+    if "phase" in value:
+        if value["phase"] not in PHASES:
+            raise CampaignError(f"{key}.phase", f"unknown phase {value['phase']!r}; choose one of {', '.join(PHASES)}")
+        if source != "perovskite":
+            raise CampaignError(f"{key}.phase", "a phase applies to a parent perovskite only (structure.perovskite)")
+        spec.phase = value["phase"]
+    if "configuration" in value:
+        spec.configuration = _integer(value["configuration"], f"{key}.configuration", minimum=0)
+    if source == "file":
+        path = base_dir / str(spec.value)
+        if not path.is_file():
+            raise CampaignError(f"{key}.file", f"no file {path} (paths are relative to the campaign file)")
+    else:
+        try:
+            composition = parse_composition(spec.value)
+        except CompositionError as exc:
+            raise CampaignError(f"{key}.{source}", str(exc)) from exc
+        single = len(composition.a_site) == 1 and len(composition.b_site) == 1
+        if source == "perovskite" and not single:
+            raise CampaignError(f"{key}.perovskite", f"{composition.formula()} is a solid solution: use composition:")
+    return spec
+
+
+def _stages(value: Any, key: str) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise CampaignError(key, "give a non-empty list of stages (temperatures, ensemble, steps, ...)")
+    stages = []
+    for index, stage in enumerate(value):
+        where = f"{key}[{index}]"
+        _mapping(stage, where)
+        _known(stage, STAGE_KEYS, where)
+        for required in ("temperatures", "ensemble", "steps", "sampling_interval", "max_iterations"):
+            if required not in stage:
+                raise CampaignError(f"{where}.{required}", "missing")
+        temperatures = stage["temperatures"]
+        if not isinstance(temperatures, list) or not temperatures:
+            raise CampaignError(
+                f"{where}.temperatures", f"give a non-empty list of temperatures in K, got {temperatures!r}"
+            )
+        for t_index, temperature in enumerate(temperatures):
+            _number(temperature, f"{where}.temperatures[{t_index}]")
+        pressures = stage.get("pressures", [1.0])
+        if not isinstance(pressures, list) or not pressures:
+            raise CampaignError(f"{where}.pressures", f"give a non-empty list of pressures in bar, got {pressures!r}")
+        for p_index, pressure in enumerate(pressures):
+            _number(pressure, f"{where}.pressures[{p_index}]", positive=False)
+        if stage["ensemble"] not in ENSEMBLES:
+            raise CampaignError(
+                f"{where}.ensemble", f"unknown ensemble {stage['ensemble']!r}; choose one of {', '.join(ENSEMBLES)}"
+            )
+        steps = _integer(stage["steps"], f"{where}.steps", minimum=1)
+        interval = _integer(stage["sampling_interval"], f"{where}.sampling_interval", minimum=1)
+        if interval > steps:
+            raise CampaignError(f"{where}.sampling_interval", f"{interval} is longer than the run ({steps} steps)")
+        _integer(stage["max_iterations"], f"{where}.max_iterations", minimum=1)
+        for name in ("timestep", "tdamp", "pdamp"):
+            if name in stage:
+                _number(stage[name], f"{where}.{name}")
+        if "accurate_fraction" in stage:
+            _fraction(stage["accurate_fraction"], f"{where}.accurate_fraction")
+        stages.append({**stage, "pressures": pressures})
+    return stages
+
+
+def _trust(value: Any, key: str) -> dict[str, float]:
+    _mapping(value, key)
+    _known(value, (*TRUST_KEYS, "per_system"), key)
+    levels = {
+        name: _number(level, f"{key}.{name}", positive=False) for name, level in value.items() if name in TRUST_KEYS
+    }
+    for kind in ("force", "virial"):
+        lo, hi = levels.get(f"{kind}_lo"), levels.get(f"{kind}_hi")
+        if (lo is None) != (hi is None):
+            raise CampaignError(key, f"give both {kind}_lo and {kind}_hi")
+        if lo is not None and lo < 0:
+            raise CampaignError(f"{key}.{kind}_lo", f"must not be negative, got {lo}")
+        if lo is not None and lo >= hi:
+            raise CampaignError(f"{key}.{kind}_lo", f"must be below {kind}_hi ({lo} >= {hi}); e.g. 0.125 and 0.5 eV/Å")
+    if "force_lo" not in levels:
+        raise CampaignError(key, "give force_lo and force_hi (eV/Å)")
+    return levels
+
+
+def _initial_data(value: Any, default_perturbation: dict, base_dir: pathlib.Path):
+    if value is None:
+        raise CampaignError(
+            "initial_data", "missing; give training_set (a path to deepmd/npy data or a node PK) or perturbation"
+        )
+    _mapping(value, "initial_data")
+    _known(value, INITIAL_KEYS, "initial_data")
+    if ("training_set" in value) == ("perturbation" in value):
+        raise CampaignError("initial_data", "give exactly one of training_set and perturbation")
+    if "training_set" in value:
+        data = value["training_set"]
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data, None
+        path = base_dir / str(data)
+        if not path.exists():
+            raise CampaignError(
+                "initial_data.training_set", f"no data at {path}; give a deepmd/npy folder or a node PK"
+            )
+        return str(path), None
+    perturbation = recursive_merge(default_perturbation, value["perturbation"] or {})
+    _known(perturbation, PERTURBATION_KEYS, "initial_data.perturbation")
+    _integer(perturbation["count"], "initial_data.perturbation.count", minimum=1)
+    for name in ("cell_strain", "atom_displacement"):
+        amount = _number(perturbation.get(name, 0.0), f"initial_data.perturbation.{name}", positive=False)
+        if not 0 <= amount < 0.5:
+            raise CampaignError(f"initial_data.perturbation.{name}", f"must be in [0, 0.5), got {amount}")
+    if "volume_scale" in perturbation:
+        _number(perturbation["volume_scale"], "initial_data.perturbation.volume_scale")
+    return None, perturbation
+
+
+def _section(data: Mapping, name: str, allowed: tuple[str, ...], defaults: dict, extra: dict) -> dict:
+    value = data.get(name) or {}
+    _mapping(value, name)
+    _known(value, allowed, name)
+    return recursive_merge({**extra, **defaults}, value)
+
+
+def _check_protocol(section: dict, key: str, workflow: str) -> None:
+    protocols = available_protocols(workflow)
+    if section.get("protocol") is not None and section["protocol"] not in protocols:
+        raise CampaignError(
+            f"{key}.protocol", f"unknown protocol {section['protocol']!r}; choose one of {', '.join(protocols)}"
+        )
+
+
+def _training(section: dict) -> None:
+    _string(section["code"], "training.code")
+    _check_protocol(section, "training", "deepmd_train")
+    if "num_models" in section:
+        models = _integer(section["num_models"], "training.num_models", minimum=1)
+        if models < 2:
+            raise CampaignError("training.num_models", "the model deviation needs at least 2 models (4 is usual)")
+    if "backend" in section and section["backend"] not in BACKENDS:
+        raise CampaignError(
+            "training.backend", f"unknown backend {section['backend']!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    for name, allowed in (("reuse", ("numb_steps", "start_lr")), ("final", ("numb_steps",))):
+        if name in section:
+            _mapping(section[name], f"training.{name}")
+            _known(section[name], allowed, f"training.{name}")
+            _integer(section[name].get("numb_steps"), f"training.{name}.numb_steps", minimum=1)
+    for name in ("overrides", "options"):
+        _mapping(section.get(name, {}), f"training.{name}")
+
+
+def _exploration(section: dict) -> None:
+    _string(section["code"], "exploration.code")
+    if section.get("selection_mode", "random") not in SELECTION_MODES:
+        raise CampaignError(
+            "exploration.selection_mode",
+            f"unknown mode {section['selection_mode']!r}; choose one of {', '.join(SELECTION_MODES)}",
+        )
+    _integer(section.get("skip_frames", 0), "exploration.skip_frames", minimum=0)
+    for name in ("sanity", "options"):
+        _mapping(section.get(name, {}), f"exploration.{name}")
+
+
+def _labeling(section: dict) -> None:
+    from aiida_perovskite.engines import registered_engines
+
+    engines = registered_engines()
+    if section["engine"] not in engines:
+        raise CampaignError(
+            "labeling.engine", f"unknown engine {section['engine']!r}; choose one of {', '.join(engines)}"
+        )
+    _string(section["code"], "labeling.code")
+    _check_protocol(section, "labeling", section["engine"])
+    _integer(section.get("max_concurrent", 1), "labeling.max_concurrent", minimum=1)
+    tolerated = _number(
+        section.get("tolerated_failed_fraction", 0.0), "labeling.tolerated_failed_fraction", positive=False
+    )
+    if not 0 <= tolerated <= 1:
+        raise CampaignError("labeling.tolerated_failed_fraction", f"must be in [0, 1], got {tolerated}")
+    for name in ("overrides", "options"):
+        _mapping(section.get(name, {}), f"labeling.{name}")
+
+
+def _elements_of(spec: SystemSpec, base_dir: pathlib.Path) -> set[str]:
+    if spec.source == "file":
+        from ase.io import read
+
+        try:
+            return set(read(base_dir / str(spec.value)).get_chemical_symbols())
+        except Exception as exc:
+            raise CampaignError(f"systems.{spec.name}.structure.file", f"ASE cannot read it: {exc}") from exc
+    composition = parse_composition(spec.value)
+    return {*composition.a_site, *composition.b_site, composition.anion}
+
+
+def _engine_elements(campaign: Campaign) -> None:
+    from aiida_perovskite.engines import get_engine
+
+    for name, spec in campaign.systems.items():
+        error = get_engine(campaign.labeling["engine"]).check_elements(_elements_of(spec, campaign.base_dir))
+        if error:
+            raise CampaignError(f"systems.{name}.structure", f"{campaign.labeling['engine']} cannot label it: {error}")

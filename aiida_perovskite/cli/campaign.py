@@ -1,0 +1,255 @@
+"""``aiida-perovskite campaign``: submit, run, watch, inspect, relabel, export and report campaigns."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import click
+
+from aiida_perovskite.cli.root import cli
+
+
+def _load_profile() -> None:
+    from aiida import load_profile
+
+    load_profile()
+
+
+def _campaign_node(pk: int):
+    from aiida import orm
+
+    node = orm.load_node(pk)
+    if node.process_label != "ConcurrentLearningWorkChain":
+        raise click.ClickException(f"node {pk} is a {node.process_label or type(node).__name__}, not a campaign")
+    return node
+
+
+def _submit(path: pathlib.Path, training_set: int | None):
+    from aiida.engine import submit
+
+    from aiida_perovskite.campaign.builder import build_campaign
+    from aiida_perovskite.campaign.spec import CampaignError, load_campaign
+
+    try:
+        campaign = load_campaign(path)
+        if training_set is not None:
+            campaign.training_set, campaign.perturbation = training_set, None
+        builder = build_campaign(campaign)
+    except CampaignError as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+    node = submit(builder)
+    node.base.extras.set_many({"campaign": node.uuid, "campaign_file": str(path.resolve())})
+    click.echo(f"submitted campaign {campaign.name!r}: ConcurrentLearningWorkChain<{node.pk}>")
+    return node
+
+
+@cli.group("campaign")
+def campaign() -> None:
+    """Concurrent-learning campaigns (perovskite.concurrent_learning)."""
+
+
+@campaign.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+def check(path: pathlib.Path) -> None:
+    """Check a campaign file without submitting anything (codes and data are looked up)."""
+    from aiida_perovskite.campaign.spec import CampaignError, load_campaign
+
+    _load_profile()
+    try:
+        campaign = load_campaign(path)
+        from aiida_perovskite.campaign.builder import load_code_for
+
+        for section in ("training", "exploration", "labeling"):
+            load_code_for(getattr(campaign, section)["code"], f"{section}.code")
+    except CampaignError as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+    click.secho(
+        f"{path}: ok ({len(campaign.systems)} system(s), up to {campaign.max_iterations} iterations)", fg="green"
+    )
+
+
+@campaign.command("submit")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option("--training-set", type=int, default=None, help="PK of a TrainingSetData to start from instead.")
+def submit_command(path: pathlib.Path, training_set: int | None) -> None:
+    """Check the campaign file and submit it to the daemon."""
+    _load_profile()
+    _submit(path, training_set)
+
+
+def _status_table(node):
+    from rich.table import Table
+
+    from aiida_perovskite.campaign.queries import iteration_records, status_rows
+    from aiida_perovskite.campaign.report import STATUS_COLUMNS, format_table
+
+    table = Table(title=f"campaign {node.label or ''} <{node.pk}>: {_state(node)}")
+    for column in STATUS_COLUMNS:
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for cells in format_table(status_rows(iteration_records(node))):
+        table.add_row(*cells)
+    return table
+
+
+def _state(node) -> str:
+    if not node.is_terminated:
+        return node.process_state.value
+    return f"{node.process_state.value} [{node.exit_status}]" + (f" {node.exit_message}" if node.exit_message else "")
+
+
+def _activity(node) -> list[str]:
+    from aiida_perovskite.campaign.queries import running_processes
+
+    lines = []
+    for process in running_processes(node):
+        extras = process.base.extras.all
+        where = ", ".join(
+            f"{key} {extras[key]}" for key in ("iteration", "stage", "system", "frame", "temperature") if key in extras
+        )
+        lines.append(f"  {process.process_label}<{process.pk}> {process.process_state.value} ({where})")
+    return lines
+
+
+@campaign.command("status")
+@click.argument("pk", type=int)
+def status(pk: int) -> None:
+    """Per iteration and system: explored, accurate, candidate, failed, selected and labeled frames."""
+    from rich.console import Console
+
+    _load_profile()
+    node = _campaign_node(pk)
+    console = Console()
+    console.print(_status_table(node))
+    for line in _activity(node):
+        console.print(line, highlight=False)
+
+
+def _watch(node, interval: float) -> None:
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    def view():
+        return Group(_status_table(node), Text("\n".join(_activity(node)) or "  (nothing running)"))
+
+    with Live(view(), refresh_per_second=1) as live:
+        while not node.is_terminated:
+            time.sleep(interval)
+            live.update(view())
+        live.update(view())
+
+
+@campaign.command("watch")
+@click.argument("pk", type=int)
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes.")
+def watch(pk: int, interval: float) -> None:
+    """Live progress until the campaign terminates."""
+    _load_profile()
+    _watch(_campaign_node(pk), interval)
+
+
+@campaign.command("run")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Where to write the report (default: <campaign name>-report).",
+)
+@click.option("--interval", type=float, default=5.0, show_default=True)
+def run(path: pathlib.Path, report_dir: pathlib.Path | None, interval: float) -> None:
+    """Submit a campaign, watch it to the end and write its report (the README's main job)."""
+    from aiida_perovskite.campaign.report import write_report
+
+    _load_profile()
+    started = time.monotonic()
+    node = _submit(path, None)
+    _watch(node, interval)
+    report = write_report(node, report_dir or pathlib.Path(f"{node.label or 'campaign'}-report"))
+    minutes = (time.monotonic() - started) / 60
+    click.echo(f"report: {report} ({minutes:.1f} min)")
+    _finish(node)
+
+
+def _finish(node) -> None:
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+
+    not_converged = ConcurrentLearningWorkChain.exit_codes.ERROR_NOT_CONVERGED.status
+    if node.is_finished_ok:
+        click.secho("converged", fg="green")
+    elif node.exit_status == not_converged:
+        click.secho(f"finished without converging: {node.exit_message}", fg="yellow")
+    else:
+        raise click.ClickException(f"campaign <{node.pk}> {_state(node)}; see `verdi process report {node.pk}`")
+
+
+@campaign.command("report")
+@click.argument("pk", type=int)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
+def report_command(pk: int, directory: pathlib.Path) -> None:
+    """Figures (learning curves, deviation histograms, frame classes) and a markdown summary in DIRECTORY."""
+    from aiida_perovskite.campaign.report import write_report
+
+    _load_profile()
+    click.echo(f"report: {write_report(_campaign_node(pk), directory)}")
+
+
+@campaign.command("export")
+@click.argument("pk", type=int)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["deepmd/npy", "deepmd/hdf5", "extxyz"]),
+    default="deepmd/npy",
+    show_default=True,
+)
+def export(pk: int, directory: pathlib.Path, fmt: str) -> None:
+    """The final training set (in FORMAT) and models of a campaign, with its history."""
+    import json
+
+    _load_profile()
+    node = _campaign_node(pk)
+    if "training_set" not in node.outputs:
+        raise click.ClickException(f"campaign <{pk}> has no training set yet ({_state(node)})")
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = {"deepmd/npy": "", "deepmd/hdf5": ".hdf5", "extxyz": ".extxyz"}[fmt]
+    data = node.outputs.training_set.export(directory / f"training_set{suffix}", fmt)
+    click.echo(f"training set ({node.outputs.training_set.nframes} frames): {data}")
+    for namespace in ("models", "compressed_models"):
+        for name, model in sorted(node.outputs.get(namespace, {}).items()):
+            suffix = ".pth" if model.dp_backend == "pytorch" else ".pb"
+            click.echo(f"{namespace}.{name}: {model.write(directory / namespace, name + suffix)}")
+    if "history" in node.outputs:
+        (directory / "history.json").write_text(json.dumps(node.outputs.history.get_list(), indent=1))
+
+
+@campaign.command("relabel")
+@click.argument("pk", type=int)
+@click.option(
+    "--overrides",
+    type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="YAML with input overrides of the labeling processes (e.g. more SCF steps).",
+)
+@click.option("--timeout", type=float, default=24 * 3600, show_default=True, help="Seconds to wait for the jobs.")
+def relabel_command(pk: int, overrides: pathlib.Path | None, timeout: float) -> None:
+    """Re-run the failed labeling jobs of a campaign (finished work is kept) and write an updated training set.
+
+    Continue the campaign from it with `campaign submit FILE --training-set PK`.
+    """
+    import yaml
+
+    from aiida_perovskite.workflows.relabel import relabel_campaign
+
+    _load_profile()
+    node = _campaign_node(pk)
+    values = yaml.safe_load(overrides.read_text()) if overrides else None
+    updated, recovered, still_failed = relabel_campaign(node, values, timeout=timeout, report=click.echo)
+    click.echo(f"recovered {recovered} frame(s); {len(still_failed)} still failing")
+    for name, job in sorted(still_failed.items()):
+        click.echo(f"  {name}: {job.process_label}<{job.pk}> exit {job.exit_status} {job.exit_message or ''}")
+    if updated is not None:
+        click.secho(f"updated training set: TrainingSetData<{updated.pk}> ({updated.nframes} frames)", fg="green")

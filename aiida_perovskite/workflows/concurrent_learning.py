@@ -1,0 +1,448 @@
+"""``perovskite.concurrent_learning``: train → explore → select → label → merge, until every system is
+converged through its exploration schedule (DP-GEN's loop as one WorkChain with full provenance)."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, if_, while_
+
+from aiida_perovskite.calcfunctions.convergence import (
+    check_convergence,
+    collect_history,
+    start_schedule,
+    summarise_iteration,
+)
+from aiida_perovskite.calcfunctions.seeds import derive_seeds
+from aiida_perovskite.calcfunctions.training_sets import merge_training_sets
+from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
+from aiida_perovskite.campaign.schedule import STAGE_MD_KEYS, current_stage
+from aiida_perovskite.data import DeepPotentialData, TrainingSetData
+from aiida_perovskite.engines import get_engine, registered_engines
+from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
+from aiida_perovskite.workflows.init_data import InitDataWorkChain
+from aiida_perovskite.workflows.label import LabelWorkChain
+from aiida_perovskite.workflows.tags import tag_child
+from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
+
+__all__ = ("ConcurrentLearningWorkChain",)
+
+STAGE_KEYS = (*STAGE_MD_KEYS, "max_iterations", "accurate_fraction")
+EXPLORE_EXCLUDED = ("models", "structures", "conditions", "trust", "seed", "max_labels")
+
+
+def stage_error(stage: object) -> str | None:
+    """Why one exploration stage is invalid, or None."""
+    if not isinstance(stage, dict):
+        return f"a stage must be a mapping, got {stage!r}"
+    unknown = sorted(set(stage) - set(STAGE_KEYS))
+    if unknown:
+        return f"unknown key(s) {unknown}; a stage has {', '.join(STAGE_KEYS)}"
+    iterations = stage.get("max_iterations")
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        return f"max_iterations must be an integer >= 1, got {iterations!r}"
+    fraction = stage.get("accurate_fraction", 0.5)
+    if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        return f"accurate_fraction must be in (0, 1], got {fraction!r}"
+    conditions = {key: value for key, value in stage.items() if key in STAGE_MD_KEYS}
+    return validate_conditions(orm.Dict(conditions), None)
+
+
+def validate_schedule(schedule: orm.Dict, _) -> str | None:
+    for system, stages in schedule.get_dict().items():
+        if not isinstance(stages, list) or not stages:
+            return f"schedule.{system}: give a non-empty list of stages"
+        for index, stage in enumerate(stages):
+            error = stage_error(stage)
+            if error:
+                return f"schedule.{system}[{index}]: {error}"
+    return None
+
+
+def validate_positive(value: orm.Int, _) -> str | None:
+    if value.value < 1:
+        return f"must be at least 1, got {value.value}"
+    return None
+
+
+def validate_threshold(value: orm.Float, _) -> str | None:
+    if not 0 < value.value <= 1:
+        return f"accurate_fraction must be in (0, 1], got {value.value}"
+    return None
+
+
+def validate_final_training(value: orm.Dict, _) -> str | None:
+    steps = value.get_dict().get("numb_steps")
+    unknown = sorted(set(value.get_dict()) - {"numb_steps"})
+    if unknown:
+        return f"final_training: unknown key(s) {unknown}; only numb_steps"
+    if not isinstance(steps, int) or steps < 1:
+        return f"final_training.numb_steps must be a positive integer, got {steps!r}"
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    structures = inputs.get("structures", {})
+    if not structures:
+        return "give at least one system to explore (structures)"
+    if "__" in "".join(structures):
+        return "system names may not contain '__'"
+    schedule = inputs["schedule"].get_dict()
+    if set(schedule) != set(structures):
+        return (
+            f"schedule has systems {sorted(schedule)} but structures has {sorted(structures)}: give every system "
+            "its list of stages"
+        )
+    unknown = sorted(set(inputs["trust"].get_dict().get("per_system", {})) - set(structures))
+    if unknown:
+        return f"trust.per_system names unknown system(s) {unknown}; systems are {sorted(structures)}"
+    has_data, has_init = "training_set" in inputs, bool(inputs.get("init_data", {}).get("structures"))
+    if has_data == has_init:
+        return "give exactly one of training_set (existing labeled data) and init_data (perturb and label)"
+    if has_data:
+        type_map = inputs["training_set"].type_map
+        source = "the initial training set's"
+    else:
+        type_map = sorted(
+            {s for structure in inputs["init_data"]["structures"].values() for s in structure.get_kind_names()}
+        )
+        source = "the init_data structures'"
+    for name, structure in structures.items():
+        error = structure_elements_missing(structure, type_map, f"system {name!r}", source)
+        if error:
+            return error
+    engine = inputs["label"].get("engine")
+    if engine is not None and engine.value in registered_engines():
+        elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
+        return get_engine(engine.value).check_elements(elements)
+    return None
+
+
+class ConcurrentLearningWorkChain(WorkChain):
+    """The concurrent-learning loop over several systems, each with its own exploration schedule."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, help="Systems by name.")
+        spec.input(
+            "schedule",
+            valid_type=orm.Dict,
+            validator=validate_schedule,
+            help="Per system, its exploration stages: temperatures, pressures, ensemble, steps, sampling_interval "
+            "(and timestep, tdamp, pdamp), max_iterations, optional accurate_fraction.",
+        )
+        spec.input("trust", valid_type=orm.Dict, validator=validate_trust, help="force_lo/hi, per_system overrides.")
+        spec.input("max_labels", valid_type=orm.Int, default=lambda: orm.Int(10), help="Per system and iteration.")
+        spec.input(
+            "accurate_fraction",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.99),
+            validator=validate_threshold,
+            help="A stage is converged when this fraction of the explored frames is accurate.",
+        )
+        spec.input("max_iterations", valid_type=orm.Int, validator=validate_positive, help="Of the whole campaign.")
+        spec.input("seed", valid_type=orm.Int, help="The campaign seed: every other seed derives from it.")
+        spec.input("training_set", valid_type=TrainingSetData, required=False, help="Initial labeled data.")
+        spec.expose_inputs(
+            InitDataWorkChain,
+            namespace="init_data",
+            exclude=("seed", "label"),
+            namespace_options={"required": False, "populate_defaults": False, "help": "Perturb and label."},
+        )
+        spec.expose_inputs(
+            TrainEnsembleWorkChain, namespace="train", exclude=("training_set", "validation_set", "seed", "reuse")
+        )
+        spec.input(
+            "train_reuse",
+            valid_type=orm.Dict,
+            required=False,
+            help="From iteration 1 on, start from the previous models: numb_steps, optional start_lr.",
+        )
+        spec.input(
+            "final_training",
+            valid_type=orm.Dict,
+            required=False,
+            validator=validate_final_training,
+            help="Retrain the ensemble on the final data with numb_steps steps.",
+        )
+        spec.expose_inputs(ExploreWorkChain, namespace="explore", exclude=EXPLORE_EXCLUDED)
+        spec.expose_inputs(LabelWorkChain, namespace="label", exclude=("structures", "trajectories"))
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.setup,
+            if_(cls.needs_init_data)(cls.run_init_data, cls.inspect_init_data),
+            while_(cls.should_iterate)(
+                cls.run_training,
+                cls.inspect_training,
+                cls.run_exploration,
+                cls.inspect_exploration,
+                if_(cls.has_candidates)(cls.run_labeling, cls.inspect_labeling),
+                cls.merge_and_decide,
+            ),
+            if_(cls.final_training_requested)(cls.run_final_training, cls.inspect_final_training),
+            cls.results,
+        )
+        spec.output_namespace("models", valid_type=DeepPotentialData, dynamic=True, required=False)
+        spec.output_namespace("compressed_models", valid_type=DeepPotentialData, dynamic=True, required=False)
+        spec.output("training_set", valid_type=TrainingSetData, required=False, help="All labeled data.")
+        spec.output("history", valid_type=orm.List, required=False, help="One record per iteration.")
+        spec.output("progress", valid_type=orm.Dict, required=False, help="Where each system is in its schedule.")
+        spec.exit_code(401, "ERROR_INIT_DATA_FAILED", message="the initial data could not be labeled: {message}")
+        spec.exit_code(402, "ERROR_TRAINING_FAILED", message="training failed in iteration {iteration}: {message}")
+        spec.exit_code(
+            403, "ERROR_EXPLORATION_FAILED", message="exploration failed in iteration {iteration}: {message}"
+        )
+        spec.exit_code(
+            404,
+            "ERROR_ALL_FRAMES_FAILED",
+            message="every explored frame failed in iteration {iteration} for {systems}: the models blow up there; "
+            "lower the temperature of the first stage or add initial data near those conditions.",
+        )
+        spec.exit_code(
+            405,
+            "ERROR_LABELING_FAILED",
+            message="labeling failures above the tolerance in iteration {iteration}: {message}; the frames that "
+            "were labeled are in the training_set output, `aiida-perovskite campaign relabel` re-runs the others.",
+        )
+        spec.exit_code(406, "ERROR_FINAL_TRAINING_FAILED", message="the final training failed: {message}")
+        spec.exit_code(
+            410,
+            "ERROR_NOT_CONVERGED",
+            message="not converged within {iterations} iteration(s); the outputs hold the last models and data.",
+        )
+
+    def setup(self):
+        if "campaign" not in self.node.base.extras.all:
+            self.node.base.extras.set("campaign", self.node.uuid)
+        self.ctx.iteration = 0
+        self.ctx.finished = False
+        self.ctx.converged = False
+        self.ctx.records = {}
+        self.ctx.models = {}
+        self.ctx.compressed_models = {}
+        self.ctx.progress = start_schedule(self.inputs.schedule)
+        seeds = derive_seeds(self.inputs.seed, orm.Int(self.inputs.max_iterations.value + 2))
+        self.ctx.seeds = [seeds[f"seed_{index}"] for index in range(self.inputs.max_iterations.value + 2)]
+        self.ctx.training_set = self.inputs.get("training_set")
+
+    def needs_init_data(self):
+        return self.ctx.training_set is None
+
+    def run_init_data(self):
+        inputs = AttributeDict(self.exposed_inputs(InitDataWorkChain, "init_data"))
+        inputs.label = self.exposed_inputs(LabelWorkChain, "label")
+        inputs.seed = self.ctx.seeds[0]
+        inputs.metadata = {"call_link_label": "init_data"}
+        node = self.submit(InitDataWorkChain, **inputs)
+        tag_child(self.node, node, iteration=0, stage="init_data")
+        self.report(f"labeling the initial data: {node.process_label}<{node.pk}>")
+        return ToContext(init_data=node)
+
+    def inspect_init_data(self):
+        node = self.ctx.init_data
+        if not node.is_finished_ok or "training_set" not in node.outputs:
+            return self.exit_codes.ERROR_INIT_DATA_FAILED.format(message=_failure(node))
+        self.ctx.training_set = node.outputs.training_set
+        return None
+
+    def should_iterate(self):
+        return not self.ctx.finished and self.ctx.iteration < self.inputs.max_iterations.value
+
+    def _iteration_seed(self, index: int) -> orm.Int:
+        """Seed ``index`` of this iteration: 0 for the training, 1.. for the systems in name order."""
+        if "iteration_seeds" not in self.ctx or self.ctx.iteration_seeds_of != self.ctx.iteration:
+            count = 1 + len(self.inputs.structures)
+            seeds = derive_seeds(self.ctx.seeds[self.ctx.iteration + 1], orm.Int(count))
+            self.ctx.iteration_seeds = [seeds[f"seed_{i}"] for i in range(count)]
+            self.ctx.iteration_seeds_of = self.ctx.iteration
+        return self.ctx.iteration_seeds[index]
+
+    def _training_inputs(self, seed: orm.Int, label: str) -> AttributeDict:
+        inputs = AttributeDict(self.exposed_inputs(TrainEnsembleWorkChain, "train"))
+        inputs.training_set = self.ctx.training_set
+        inputs.seed = seed
+        inputs.metadata = {"call_link_label": label}
+        return inputs
+
+    def run_training(self):
+        iteration = self.ctx.iteration
+        inputs = self._training_inputs(self._iteration_seed(0), f"train_{iteration}")
+        if "train_reuse" in self.inputs and self.ctx.models:
+            reuse = self.inputs.train_reuse.get_dict()
+            inputs.reuse = {"models": dict(self.ctx.models), "numb_steps": orm.Int(reuse["numb_steps"])}
+            if "start_lr" in reuse:
+                inputs.reuse["start_lr"] = orm.Float(reuse["start_lr"])
+        node = self.submit(TrainEnsembleWorkChain, **inputs)
+        tag_child(self.node, node, iteration=iteration, stage="train")
+        self.report(
+            f"iteration {iteration}: training {node.process_label}<{node.pk}> on {self.ctx.training_set.nframes} frames"
+        )
+        return ToContext(training=node)
+
+    def inspect_training(self):
+        node = self.ctx.training
+        if not node.is_finished_ok:
+            self._expose_outputs()
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(iteration=self.ctx.iteration, message=_failure(node))
+        self.ctx.trained_on = self.ctx.training_set
+        self.ctx.models = dict(node.outputs.models)
+        self.ctx.compressed_models = dict(node.outputs.get("compressed_models", {}))
+        return None
+
+    def run_exploration(self):
+        iteration = self.ctx.iteration
+        schedule, progress = self.inputs.schedule.get_dict(), self.ctx.progress.get_dict()
+        models = self.ctx.compressed_models or self.ctx.models
+        calls = {}
+        for index, system in enumerate(sorted(self.inputs.structures), start=1):
+            if progress[system]["done"]:
+                continue
+            stage = current_stage(schedule, progress, system)
+            inputs = AttributeDict(self.exposed_inputs(ExploreWorkChain, "explore"))
+            inputs.models = models
+            inputs.structures = {system: self.inputs.structures[system]}
+            inputs.conditions = orm.Dict({key: stage[key] for key in STAGE_MD_KEYS if key in stage})
+            inputs.trust = self.inputs.trust
+            inputs.max_labels = self.inputs.max_labels
+            inputs.seed = self._iteration_seed(index)
+            inputs.metadata = {"call_link_label": f"explore_{iteration}_{system}"}
+            node = self.submit(ExploreWorkChain, **inputs)
+            tag_child(
+                self.node,
+                node,
+                iteration=iteration,
+                stage="explore",
+                system=system,
+                schedule_stage=progress[system]["stage"],
+            )
+            calls[f"explore__{system}"] = node
+        self.ctx.explored = sorted(key.split("__", 1)[1] for key in calls)
+        self.report(f"iteration {iteration}: exploring {', '.join(self.ctx.explored)}")
+        return ToContext(**calls)
+
+    def inspect_exploration(self):
+        self.ctx.statistics, self.ctx.candidates, self.ctx.labeling, blown = {}, {}, None, []
+        for system in self.ctx.explored:
+            node = self.ctx[f"explore__{system}"]
+            if node.exit_status == ExploreWorkChain.exit_codes.ERROR_ALL_FRAMES_FAILED.status:
+                blown.append(system)
+            elif not node.is_finished_ok:
+                self._expose_outputs()
+                return self.exit_codes.ERROR_EXPLORATION_FAILED.format(
+                    iteration=self.ctx.iteration, message=f"{system}: {_failure(node)}"
+                )
+            self.ctx.statistics[system] = node.outputs.statistics
+            if system in node.outputs.get("candidates", {}):
+                self.ctx.candidates[system] = node.outputs.candidates[system]
+        if blown:
+            self._expose_outputs()
+            return self.exit_codes.ERROR_ALL_FRAMES_FAILED.format(
+                iteration=self.ctx.iteration, systems=", ".join(blown)
+            )
+        return None
+
+    def has_candidates(self):
+        return bool(self.ctx.candidates)
+
+    def run_labeling(self):
+        inputs = AttributeDict(self.exposed_inputs(LabelWorkChain, "label"))
+        inputs.trajectories = dict(self.ctx.candidates)
+        inputs.metadata = {"call_link_label": f"label_{self.ctx.iteration}"}
+        node = self.submit(LabelWorkChain, **inputs)
+        tag_child(self.node, node, iteration=self.ctx.iteration, stage="label")
+        frames = sum(trajectory.numsteps for trajectory in self.ctx.candidates.values())
+        self.report(f"iteration {self.ctx.iteration}: labeling {frames} frame(s) with {node.process_label}<{node.pk}>")
+        return ToContext(labeling=node)
+
+    def inspect_labeling(self):
+        node = self.ctx.labeling
+        if "failures" not in node.outputs:
+            self._expose_outputs()
+            return self.exit_codes.ERROR_LABELING_FAILED.format(iteration=self.ctx.iteration, message=_failure(node))
+        return None
+
+    def merge_and_decide(self):
+        iteration, labeling = self.ctx.iteration, self.ctx.labeling
+        nodes = {f"statistics_{system}": node for system, node in self.ctx.statistics.items()}
+        nodes.update({f"curve_{name}": curve for name, curve in self.ctx.training.outputs.learning_curves.items()})
+        if labeling is not None:
+            nodes["failures"] = labeling.outputs.failures
+            if "training_set" in labeling.outputs:
+                nodes["labeled"] = labeling.outputs.training_set
+                self.ctx.training_set = merge_training_sets(existing=self.ctx.training_set, labeled=nodes["labeled"])
+        decided = check_convergence(
+            schedule=self.inputs.schedule,
+            progress=self.ctx.progress,
+            threshold=self.inputs.accurate_fraction,
+            **{key: node for key, node in nodes.items() if key.startswith("statistics_")},
+        )
+        record = summarise_iteration(
+            iteration=orm.Int(iteration),
+            training_set=self.ctx.trained_on,
+            decision=decided["decision"],
+            progress=self.ctx.progress,
+            **nodes,
+        )
+        self.ctx.records[f"iteration_{iteration}"] = record
+        self.ctx.progress = decided["progress"]
+        self.ctx.finished = decided["decision"]["finished"]
+        self.ctx.converged = decided["decision"]["converged"]
+        self.ctx.iteration += 1
+        for system, values in record["systems"].items():
+            self.report(
+                f"iteration {iteration} {system}: accurate {values['accurate']}, candidate {values['candidate']}, "
+                f"failed {values['failed']} of {values['explored']}; labeled {values['labeled']}"
+            )
+        if labeling is not None and not labeling.is_finished_ok:
+            self._expose_outputs()
+            return self.exit_codes.ERROR_LABELING_FAILED.format(iteration=iteration, message=_failure(labeling))
+        return None
+
+    def final_training_requested(self):
+        return "final_training" in self.inputs
+
+    def run_final_training(self):
+        inputs = self._training_inputs(self.ctx.seeds[-1], "train_final")
+        inputs.train = AttributeDict(inputs.train)
+        inputs.train.train = AttributeDict(inputs.train.train)
+        parameters = inputs.train.train.parameters.get_dict()
+        parameters["training"]["numb_steps"] = self.inputs.final_training["numb_steps"]
+        inputs.train.train.parameters = orm.Dict(parameters)
+        node = self.submit(TrainEnsembleWorkChain, **inputs)
+        tag_child(self.node, node, iteration=self.ctx.iteration, stage="final_training")
+        self.report(f"final training {node.process_label}<{node.pk}> on {self.ctx.training_set.nframes} frames")
+        return ToContext(final_training=node)
+
+    def inspect_final_training(self):
+        node = self.ctx.final_training
+        if not node.is_finished_ok:
+            self._expose_outputs()
+            return self.exit_codes.ERROR_FINAL_TRAINING_FAILED.format(message=_failure(node))
+        self.ctx.models = dict(node.outputs.models)
+        self.ctx.compressed_models = dict(node.outputs.get("compressed_models", {}))
+        return None
+
+    def results(self):
+        self._expose_outputs()
+        if not self.ctx.converged:
+            return self.exit_codes.ERROR_NOT_CONVERGED.format(iterations=self.ctx.iteration)
+        self.report(f"converged after {self.ctx.iteration} iteration(s)")
+        return None
+
+    def _expose_outputs(self) -> None:
+        """Everything the campaign has so far, also when it stops early."""
+        for name, model in self.ctx.models.items():
+            self.out(f"models.{name}", model)
+        for name, model in self.ctx.compressed_models.items():
+            self.out(f"compressed_models.{name}", model)
+        if self.ctx.training_set is not None:
+            self.out("training_set", self.ctx.training_set)
+        if self.ctx.records:
+            self.out("history", collect_history(**self.ctx.records))
+        self.out("progress", self.ctx.progress)
+
+
+def _failure(node: orm.ProcessNode) -> str:
+    state = "excepted" if node.is_excepted else "killed" if node.is_killed else f"exit {node.exit_status}"
+    return f"{node.process_label}<{node.pk}> {state}: {node.exit_message or ''}".rstrip(": ")

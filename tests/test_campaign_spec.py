@@ -1,0 +1,246 @@
+"""Campaign files: the examples are valid; each invalid file fails before anything is stored, naming the key
+and the fix."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+
+import pytest
+import yaml
+from aiida import orm
+
+from aiida_perovskite.campaign.builder import build_campaign
+from aiida_perovskite.campaign.spec import CampaignError, load_campaign, parse_campaign
+from tests.conftest import executable
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
+
+VALID = {
+    "name": "unit",
+    "protocol": "fast",
+    "seed": 1,
+    "systems": {"BaTiO3": {"structure": {"perovskite": "BaTiO3", "phase": "tetragonal"}}},
+    "stages": [
+        {
+            "temperatures": [100, 300],
+            "pressures": [1.0],
+            "ensemble": "npt-aniso",
+            "steps": 100,
+            "sampling_interval": 10,
+            "max_iterations": 2,
+        }
+    ],
+    "trust": {"force_lo": 0.05, "force_hi": 0.5},
+    "convergence": {"accurate_fraction": 0.99, "max_iterations": 2},
+    "initial_data": {"perturbation": {"count": 2}},
+    "labeling": {"engine": "cp2k", "code": "cp2k-unit@localhost"},
+    "training": {"code": "dp-unit@localhost"},
+    "exploration": {"code": "lmp-unit@localhost"},
+}
+
+
+def changed(path: str, value=None, delete: bool = False) -> dict:
+    """VALID with the key at ``path`` (dots; [i] for list items) set to ``value`` or deleted."""
+    data = copy.deepcopy(VALID)
+    *parents, last = path.split(".")
+    target = data
+    for part in parents:
+        target = target[int(part[1:-1])] if part.startswith("[") else target[part]
+    key = int(last[1:-1]) if last.startswith("[") else last
+    if delete:
+        del target[key]
+    else:
+        target[key] = value
+    return data
+
+
+INVALID = [
+    # (campaign, key named in the error, words of the message)
+    (changed("sytems", {}), "sytems", "did you mean 'systems'"),
+    (changed("temperatures", [300]), "temperatures", "allowed keys: name, description"),
+    (changed("systems.BaTiO3.structur", {"perovskite": "BaTiO3"}), "systems.BaTiO3.structur", "did you mean 'structure'"),
+    (changed("stages.[0].temperture", [1]), "stages[0].temperture", "did you mean 'temperatures'"),
+    (changed("trust.force_lo", 0.6), "trust.force_lo", "must be below force_hi"),
+    (changed("trust.force_lo", 0.5), "trust.force_lo", "must be below force_hi"),
+    (changed("trust.virial_lo", 0.1), "trust", "give both virial_lo and virial_hi"),
+    (changed("trust.force_lo", -0.1), "trust.force_lo", "must not be negative"),
+    (
+        changed("systems.BaTiO3.trust", {"force_lo": 0.9}),
+        "systems.BaTiO3.trust.force_lo",
+        "must be below force_hi",
+    ),
+    (
+        changed("systems.BaTiO3.structure", {"composition": "Ba0.8Ca0.1TiO3"}),
+        "systems.BaTiO3.structure.composition",
+        "sum",
+    ),
+    (
+        changed("systems.BaTiO3.structure", {"composition": "Ba0.5Xq0.5TiO3"}),
+        "systems.BaTiO3.structure.composition",
+        "unknown element",
+    ),
+    (
+        changed("systems.BaTiO3.structure", {"perovskite": "LaAlO3"}),
+        "systems.BaTiO3.structure",
+        "cannot label it",
+    ),
+    (
+        changed("systems.BaTiO3.structure", {"perovskite": "Ba0.5Sr0.5TiO3"}),
+        "systems.BaTiO3.structure.perovskite",
+        "use composition",
+    ),
+    (changed("systems.BaTiO3.structure", {"file": "missing.vasp"}), "systems.BaTiO3.structure.file", "no file"),
+    (
+        changed("systems.BaTiO3.structure", {"perovskite": "BaTiO3", "composition": "BaTiO3"}),
+        "systems.BaTiO3.structure",
+        "exactly one of",
+    ),
+    (changed("systems.BaTiO3.structure.phase", "monoclinic"), "systems.BaTiO3.structure.phase", "unknown phase"),
+    (changed("systems.BaTiO3.repeat", [2, 2]), "systems.BaTiO3.repeat", "three positive integers"),
+    (changed("systems", {}), "systems", "at least one system"),
+    (changed("systems", {"a__b": {"structure": {"perovskite": "BaTiO3"}}}), "systems.a__b", "no '__'"),
+    (changed("stages.[0].temperatures", [300, 0]), "stages[0].temperatures[1]", "must be positive"),
+    (changed("stages.[0].temperatures", [-50]), "stages[0].temperatures[0]", "must be positive"),
+    (changed("stages.[0].temperatures", []), "stages[0].temperatures", "non-empty list"),
+    (changed("stages.[0].ensemble", "npt"), "stages[0].ensemble", "choose one of nvt, npt-iso"),
+    (changed("stages.[0].steps", 0), "stages[0].steps", "at least 1"),
+    (changed("stages.[0].sampling_interval", 1000), "stages[0].sampling_interval", "longer than the run"),
+    (changed("stages.[0].max_iterations", 0), "stages[0].max_iterations", "at least 1"),
+    (changed("stages.[0].max_iterations", delete=True), "stages[0].max_iterations", "missing"),
+    (changed("stages", []), "stages", "non-empty list"),
+    (changed("convergence.max_iterations", 0), "convergence.max_iterations", "at least 1"),
+    (changed("convergence.accurate_fraction", 1.5), "convergence.accurate_fraction", "fraction in (0, 1]"),
+    (changed("convergence.accurate_fraction", 0), "convergence.accurate_fraction", "must be positive"),
+    (changed("seed", "abc"), "seed", "expected an integer"),
+    (changed("seed", delete=True), "seed", "campaign seed"),
+    (changed("protocol", "turbo"), "protocol", "choose one of fast, balanced, precise"),
+    (changed("initial_data", delete=True), "initial_data", "give training_set"),
+    (
+        changed("initial_data", {"perturbation": {"count": 2}, "training_set": "x"}),
+        "initial_data",
+        "exactly one of",
+    ),
+    (changed("initial_data.perturbation.count", 0), "initial_data.perturbation.count", "at least 1"),
+    (changed("initial_data.perturbation.cell_strain", 0.7), "initial_data.perturbation.cell_strain", "[0, 0.5)"),
+    (changed("initial_data", {"training_set": "no/such/dir"}), "initial_data.training_set", "no data at"),
+    (changed("labeling.engine", "gaussian"), "labeling.engine", "choose one of cp2k"),
+    (changed("labeling.protocol", "ultra"), "labeling.protocol", "choose one of fast, balanced, precise"),
+    (changed("labeling.tolerated_failed_fraction", 2), "labeling.tolerated_failed_fraction", "[0, 1]"),
+    (changed("labeling.max_concurrent", 0), "labeling.max_concurrent", "at least 1"),
+    (changed("training.num_models", 1), "training.num_models", "at least 2 models"),
+    (changed("training.backend", "jax"), "training.backend", "choose one of tensorflow, pytorch"),
+    (changed("training.protocol", "slow"), "training.protocol", "choose one of fast"),
+    (changed("training.final", {"numb_steps": -5}), "training.final.numb_steps", "at least 1"),
+    (changed("exploration.selection_mode", "best"), "exploration.selection_mode", "choose one of random"),
+    (changed("exploration.skip_frames", -1), "exploration.skip_frames", "at least 0"),
+]
+
+
+@pytest.mark.parametrize(("data", "key", "words"), INVALID, ids=[case[1] + ":" + case[2] for case in INVALID])
+def test_invalid_campaign_names_the_key_and_the_fix(data, key, words, tmp_path):
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(data, base_dir=tmp_path)
+    assert info.value.key == key, str(info.value)
+    assert words in str(info.value)
+
+
+def test_not_a_mapping_and_not_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("systems: [unclosed\n")
+    with pytest.raises(CampaignError, match="not valid YAML"):
+        load_campaign(path)
+    with pytest.raises(CampaignError, match="must be a mapping"):
+        parse_campaign(["a list"])
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(path):
+    campaign = load_campaign(path)
+    assert campaign.systems and all(campaign.stages[system] for system in campaign.systems)
+    assert campaign.trust["force_lo"] < campaign.trust["force_hi"]
+
+
+def test_bcts_example_has_the_eleven_preset_compositions():
+    from aiida_perovskite.structures import BCTS_GRID, bcts_composition, parse_composition
+
+    campaign = load_campaign(EXAMPLES / "bcts-11.yaml")
+    built = {parse_composition(spec.value).formula() for spec in campaign.systems.values()}
+    assert built == {bcts_composition(x, y).formula() for x, y in BCTS_GRID}
+
+
+def test_system_stages_and_trust_override_the_campaign_defaults(tmp_path):
+    data = copy.deepcopy(VALID)
+    own = [{**VALID["stages"][0], "temperatures": [50], "max_iterations": 1}]
+    data["systems"]["PbTiO3"] = {
+        "structure": {"perovskite": "PbTiO3"},
+        "repeat": [2, 2, 2],
+        "stages": own,
+        "trust": {"force_lo": 0.1, "force_hi": 0.3},
+    }
+    campaign = parse_campaign(data, base_dir=tmp_path)
+    assert campaign.stages["PbTiO3"][0]["temperatures"] == [50]
+    assert campaign.stages["BaTiO3"][0]["temperatures"] == [100, 300]
+    assert campaign.trust["per_system"] == {"PbTiO3": {"force_lo": 0.1, "force_hi": 0.3}}
+
+
+def test_protocol_fills_what_the_file_leaves_out(tmp_path):
+    data = {key: value for key, value in VALID.items() if key not in ("stages", "trust", "convergence")}
+    campaign = parse_campaign(data, base_dir=tmp_path)
+    assert campaign.max_labels == 2 and campaign.max_iterations == 3
+    assert campaign.trust == {"force_lo": 0.05, "force_hi": 0.5}
+    assert campaign.training["num_models"] == 2 and campaign.labeling["protocol"] == "fast"
+
+
+@pytest.fixture
+def unit_codes(aiida_localhost):
+    """The codes VALID names (created once: the test profile keeps them)."""
+    for label, path, plugin in (
+        ("dp-unit", executable("dp"), "perovskite.deepmd.train"),
+        ("lmp-unit", executable("lmp"), "perovskite.lammps.explore"),
+        ("cp2k-unit", "/usr/bin/true", "cp2k"),
+    ):
+        if not orm.QueryBuilder().append(orm.InstalledCode, filters={"label": label}).count():
+            orm.InstalledCode(
+                label=label, computer=aiida_localhost, filepath_executable=str(path), default_calc_job_plugin=plugin
+            ).store()
+
+
+@pytest.mark.parametrize("section", ["labeling", "training", "exploration"])
+def test_a_missing_code_fails_before_anything_is_stored(section, unit_codes, tmp_path):
+    data = changed(f"{section}.code", "nowhere@localhost")
+    campaign = parse_campaign(data, base_dir=tmp_path)
+    before = orm.QueryBuilder().append(orm.Node).count()
+    with pytest.raises(CampaignError) as info:
+        build_campaign(campaign)
+    assert info.value.key == f"{section}.code"
+    assert "aiida-perovskite setup" in str(info.value)
+    assert orm.QueryBuilder().append(orm.Node).count() == before
+
+
+def test_training_set_without_the_systems_elements_is_refused(unit_codes, tmp_path):
+    from tests.helpers import lj_frames
+
+    from aiida_perovskite.data import TrainingSetData
+
+    data = TrainingSetData([lj_frames(2)]).store()
+    campaign_data = changed("initial_data", {"training_set": data.pk})
+    campaign_data["systems"]["PbTiO3"] = {"structure": {"perovskite": "PbTiO3"}}
+    with pytest.raises(CampaignError) as info:
+        build_campaign(parse_campaign(campaign_data, base_dir=tmp_path))
+    assert info.value.key == "initial_data.training_set" and "['Pb']" in str(info.value)
+
+
+def test_demo_campaign_builds_a_valid_builder(unit_codes):
+    data = yaml.safe_load((EXAMPLES / "demo-batio3.yaml").read_text())
+    for section in ("training", "exploration", "labeling"):
+        data[section]["code"] = VALID[section]["code"]
+    builder = build_campaign(parse_campaign(data, base_dir=EXAMPLES))
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+
+    process_spec = ConcurrentLearningWorkChain.spec()
+    assert process_spec.inputs.validate(builder._inputs(prune=True)) is None
+    assert builder.structures["BaTiO3"].get_formula() == "BaO3Ti"
+    assert builder.init_data.perturbation.get_dict()["count"] == 4
+    assert builder.train.num_models.value == 2
+    assert builder.schedule.get_dict()["BaTiO3"][0]["steps"] == 300
