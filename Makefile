@@ -11,9 +11,11 @@ install:
 install-test:
 	scripts/install.sh --test
 
+CAMPAIGN ?= examples/demo-batio3.yaml
+
 demo: install
 	$(VENV)/aiida-perovskite setup
-	$(VENV)/verdi status
+	$(VENV)/aiida-perovskite campaign run $(CAMPAIGN) --report demo-report
 
 test: install-test
 	scripts/run-tests.sh $(STACK)

@@ -59,7 +59,11 @@ INVALID = [
     # (campaign, key named in the error, words of the message)
     (changed("sytems", {}), "sytems", "did you mean 'systems'"),
     (changed("temperatures", [300]), "temperatures", "allowed keys: name, description"),
-    (changed("systems.BaTiO3.structur", {"perovskite": "BaTiO3"}), "systems.BaTiO3.structur", "did you mean 'structure'"),
+    (
+        changed("systems.BaTiO3.structur", {"perovskite": "BaTiO3"}),
+        "systems.BaTiO3.structur",
+        "did you mean 'structure'",
+    ),
     (changed("stages.[0].temperture", [1]), "stages[0].temperture", "did you mean 'temperatures'"),
     (changed("trust.force_lo", 0.6), "trust.force_lo", "must be below force_hi"),
     (changed("trust.force_lo", 0.5), "trust.force_lo", "must be below force_hi"),
@@ -219,9 +223,8 @@ def test_a_missing_code_fails_before_anything_is_stored(section, unit_codes, tmp
 
 
 def test_training_set_without_the_systems_elements_is_refused(unit_codes, tmp_path):
-    from tests.helpers import lj_frames
-
     from aiida_perovskite.data import TrainingSetData
+    from tests.helpers import lj_frames
 
     data = TrainingSetData([lj_frames(2)]).store()
     campaign_data = changed("initial_data", {"training_set": data.pk})

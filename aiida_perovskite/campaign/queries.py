@@ -73,7 +73,7 @@ def deviations_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[str, 
         if node.process_label != "ExploreWorkChain":
             continue
         iteration, system = node.base.extras.get("iteration"), node.base.extras.get("system")
-        for table in node.outputs.get("deviations", {}).values():
+        for table in getattr(node.outputs, "deviations", {}).values():
             found.setdefault(iteration, {}).setdefault(system, []).append(table.get_array("max_devi_f"))
     return {
         iteration: {system: np.concatenate(arrays) for system, arrays in systems.items()}

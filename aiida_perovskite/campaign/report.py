@@ -149,7 +149,7 @@ def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> 
         lines.append(
             f"- final training set: TrainingSetData<{data.pk}>, {data.nframes} frames, {len(data.systems)} system(s)"
         )
-    models = campaign.outputs.get("models", {})
+    models = getattr(campaign.outputs, "models", {})
     if models:
         lines.append(f"- final models: {', '.join(f'{name}<{node.pk}>' for name, node in sorted(models.items()))}")
     lines += ["", "## Iterations", "", "| " + " | ".join(STATUS_COLUMNS) + " |", "|" + "---|" * len(STATUS_COLUMNS)]

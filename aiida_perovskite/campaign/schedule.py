@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ("STAGE_MD_KEYS", "advance", "campaign_state", "current_stage", "initial_progress")
+__all__ = ("STAGE_KEYS", "STAGE_MD_KEYS", "advance", "campaign_state", "current_stage", "initial_progress")
 
 STAGE_MD_KEYS = ("temperatures", "pressures", "ensemble", "steps", "sampling_interval", "timestep", "tdamp", "pdamp")
+STAGE_KEYS = (*STAGE_MD_KEYS, "max_iterations", "accurate_fraction")
 
 
 def initial_progress(stages: Mapping[str, list]) -> dict[str, dict[str, Any]]:

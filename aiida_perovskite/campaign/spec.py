@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES
+from aiida_perovskite.campaign.schedule import STAGE_KEYS
 from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
 from aiida_perovskite.structures import PHASES, parse_composition
 from aiida_perovskite.structures.composition import CompositionError
@@ -41,18 +42,6 @@ TOP_KEYS = (
 SYSTEM_KEYS = ("structure", "repeat", "stages", "trust")
 STRUCTURE_SOURCES = ("perovskite", "composition", "file")
 STRUCTURE_KEYS = (*STRUCTURE_SOURCES, "phase", "lattice_constant", "c_over_a", "configuration")
-STAGE_KEYS = (
-    "temperatures",
-    "pressures",
-    "ensemble",
-    "steps",
-    "sampling_interval",
-    "timestep",
-    "tdamp",
-    "pdamp",
-    "max_iterations",
-    "accurate_fraction",
-)
 TRUST_KEYS = ("force_lo", "force_hi", "virial_lo", "virial_hi")
 CONVERGENCE_KEYS = ("accurate_fraction", "max_iterations")
 INITIAL_KEYS = ("training_set", "perturbation")

@@ -103,6 +103,8 @@ def _activity(node) -> list[str]:
 
     lines = []
     for process in running_processes(node):
+        if process.pk == node.pk:
+            continue
         extras = process.base.extras.all
         where = ", ".join(
             f"{key} {extras[key]}" for key in ("iteration", "stage", "system", "frame", "temperature") if key in extras
@@ -120,6 +122,8 @@ def status(pk: int) -> None:
     _load_profile()
     node = _campaign_node(pk)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
     console.print(_status_table(node))
     for line in _activity(node):
         console.print(line, highlight=False)
@@ -219,7 +223,7 @@ def export(pk: int, directory: pathlib.Path, fmt: str) -> None:
     data = node.outputs.training_set.export(directory / f"training_set{suffix}", fmt)
     click.echo(f"training set ({node.outputs.training_set.nframes} frames): {data}")
     for namespace in ("models", "compressed_models"):
-        for name, model in sorted(node.outputs.get(namespace, {}).items()):
+        for name, model in sorted(getattr(node.outputs, namespace, {}).items()):
             suffix = ".pth" if model.dp_backend == "pytorch" else ".pb"
             click.echo(f"{namespace}.{name}: {model.write(directory / namespace, name + suffix)}")
     if "history" in node.outputs:

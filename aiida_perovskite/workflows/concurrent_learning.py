@@ -16,7 +16,7 @@ from aiida_perovskite.calcfunctions.convergence import (
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.training_sets import merge_training_sets
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
-from aiida_perovskite.campaign.schedule import STAGE_MD_KEYS, current_stage
+from aiida_perovskite.campaign.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
@@ -27,7 +27,6 @@ from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
 
 __all__ = ("ConcurrentLearningWorkChain",)
 
-STAGE_KEYS = (*STAGE_MD_KEYS, "max_iterations", "accurate_fraction")
 EXPLORE_EXCLUDED = ("models", "structures", "conditions", "trust", "seed", "max_labels")
 
 
@@ -287,7 +286,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_TRAINING_FAILED.format(iteration=self.ctx.iteration, message=_failure(node))
         self.ctx.trained_on = self.ctx.training_set
         self.ctx.models = dict(node.outputs.models)
-        self.ctx.compressed_models = dict(node.outputs.get("compressed_models", {}))
+        self.ctx.compressed_models = dict(getattr(node.outputs, "compressed_models", {}))
         return None
 
     def run_exploration(self):
@@ -333,7 +332,7 @@ class ConcurrentLearningWorkChain(WorkChain):
                     iteration=self.ctx.iteration, message=f"{system}: {_failure(node)}"
                 )
             self.ctx.statistics[system] = node.outputs.statistics
-            if system in node.outputs.get("candidates", {}):
+            if system in getattr(node.outputs, "candidates", {}):
                 self.ctx.candidates[system] = node.outputs.candidates[system]
         if blown:
             self._expose_outputs()
@@ -420,7 +419,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             self._expose_outputs()
             return self.exit_codes.ERROR_FINAL_TRAINING_FAILED.format(message=_failure(node))
         self.ctx.models = dict(node.outputs.models)
-        self.ctx.compressed_models = dict(node.outputs.get("compressed_models", {}))
+        self.ctx.compressed_models = dict(getattr(node.outputs, "compressed_models", {}))
         return None
 
     def results(self):
