@@ -73,12 +73,19 @@ def deviations_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[str, 
         if node.process_label != "ExploreWorkChain":
             continue
         iteration, system = node.base.extras.get("iteration"), node.base.extras.get("system")
-        for table in getattr(node.outputs, "deviations", {}).values():
+        for table in _leaves(getattr(node.outputs, "deviations", {})):
             found.setdefault(iteration, {}).setdefault(system, []).append(table.get_array("max_devi_f"))
     return {
         iteration: {system: np.concatenate(arrays) for system, arrays in systems.items()}
         for iteration, systems in found.items()
     }
+
+
+def _leaves(namespace) -> list[orm.Data]:
+    """The nodes of an output namespace, at any depth (link labels with ``__`` read back as nested)."""
+    if isinstance(namespace, orm.Data):
+        return [namespace]
+    return [leaf for key in sorted(namespace) for leaf in _leaves(namespace[key])]
 
 
 def learning_curves_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[str, orm.ArrayData]]:
