@@ -13,7 +13,7 @@ from aiida_perovskite.analysis.cages import CageError
 from aiida_perovskite.analysis.phases import PhaseCriteria, classify_lattice, classify_polar, transitions
 from aiida_perovskite.analysis.polarization import LocalAnalysis
 
-__all__ = ("summarise_phases",)
+__all__ = ("summarise_phase_map", "summarise_phases")
 
 PHASE_COLOURS = {"R": "#f4cccc", "O": "#d9ead3", "T": "#cfe2f3", "C": "#eeeeee", "uncertain": "#ffffff"}
 
@@ -115,3 +115,76 @@ def _plot(rows: list[dict]) -> orm.SinglefileData:
         figure.savefig(path, dpi=120)
         plt.close(figure)
         return orm.SinglefileData(path)
+
+
+@calcfunction
+def summarise_phase_map(settings: orm.Dict, **tables: orm.Dict) -> dict:
+    """The phase map of a composition scan: ``tables`` are the ``table`` outputs of the phase diagrams
+    (``table_<label>``); ``settings``: ``labels`` (composition labels in axis order) and optional ``values``
+    (a number per label for the composition axis, e.g. x in BaTi(1-x)Sn(x)O3) and ``axis`` (its name).
+
+    Outputs ``map`` (Dict: labels, values, temperatures, phases[composition][temperature], transitions per
+    composition) and ``plot`` (PNG: composition against temperature, one coloured cell per run).
+    """
+    values = settings.get_dict()
+    labels = values["labels"]
+    phases, transitions_by_label, temperatures = [], {}, None
+    for label in labels:
+        table = tables[f"table_{label}"].get_dict()
+        rows = sorted(table["rows"], key=lambda row: row["temperature"])
+        row_temperatures = [row["temperature"] for row in rows]
+        if temperatures is not None and row_temperatures != temperatures:
+            raise ValueError(f"composition {label} was run at {row_temperatures} K, the others at {temperatures} K")
+        temperatures = row_temperatures
+        phases.append([row["phase"] for row in rows])
+        transitions_by_label[label] = table["transitions"]
+    axis_values = values.get("values") or list(range(len(labels)))
+    result = {
+        "labels": labels,
+        "values": axis_values,
+        "temperatures": temperatures,
+        "phases": phases,
+        "transitions": transitions_by_label,
+    }
+    return {"map": orm.Dict(result), "plot": _plot_map(result, values.get("axis", "composition"))}
+
+
+def _plot_map(result: dict, axis_name: str) -> orm.SinglefileData:
+    """Composition on x, temperature on y; each (composition, temperature) run a cell coloured by its phase,
+    with the transition estimates as black markers, as in the BCTS paper's phase diagram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    xs, temperatures = np.asarray(result["values"], dtype=float), np.asarray(result["temperatures"], dtype=float)
+    x_edges, t_edges = _edges(xs), _edges(temperatures)
+    figure, axes = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
+    for i, column in enumerate(result["phases"]):
+        for j, phase in enumerate(column):
+            axes.fill_between(
+                [x_edges[i], x_edges[i + 1]], t_edges[j], t_edges[j + 1], color=PHASE_COLOURS[phase], linewidth=0
+            )
+            axes.text(xs[i], temperatures[j], phase, ha="center", va="center", fontsize="small")
+    for i, label in enumerate(result["labels"]):
+        estimates = [found["estimate"] for found in result["transitions"][label]]
+        axes.plot([xs[i]] * len(estimates), estimates, "k_", markersize=14)
+    if not result.get("values") or list(xs) == list(range(len(xs))):
+        axes.set_xticks(xs, result["labels"], rotation=30, ha="right")
+    axes.set(xlabel=axis_name, ylabel="temperature (K)", xlim=(x_edges[0], x_edges[-1]), ylim=(t_edges[0], t_edges[-1]))
+    handles = [Patch(color=colour, label=phase) for phase, colour in PHASE_COLOURS.items() if phase != "uncertain"]
+    axes.legend(handles=handles, fontsize="small", loc="upper right")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "phase_map.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        return orm.SinglefileData(path)
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges halfway between sorted centres (one spacing beyond the ends; 1 around a single centre)."""
+    if centres.size == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    middle = (centres[1:] + centres[:-1]) / 2
+    return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])

@@ -147,7 +147,8 @@ def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> 
     if "training_set" in campaign.outputs:
         data = campaign.outputs.training_set
         lines.append(
-            f"- final training set: TrainingSetData<{data.pk}>, {data.nframes} frames, {len(data.system_names)} system(s)"
+            f"- final training set: TrainingSetData<{data.pk}>, {data.nframes} frames, "
+            f"{len(data.system_names)} system(s)"
         )
     models = getattr(campaign.outputs, "models", {})
     if models:

@@ -17,7 +17,7 @@ from aiida_perovskite.calculations.lammps_md import LammpsMdCalculation
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.workflows.tags import tag_child
 
-__all__ = ("PhaseDiagramWorkChain",)
+__all__ = ("MODES", "PhaseDiagramWorkChain", "ladder_error", "protocol_error")
 
 MODES = ("heating", "cooling", "independent")
 PROTOCOL_KEYS = {
@@ -33,12 +33,8 @@ PROTOCOL_KEYS = {
 }
 
 
-def validate_inputs(inputs, _) -> str | None:
-    required = ("temperatures", "mode", "structure", "model", "protocol", "pressure", "repeats")
-    if any(key not in inputs for key in required):
-        return None  # the ports say what is missing
-    temperatures = inputs["temperatures"].get_list()
-    mode = inputs["mode"].value
+def ladder_error(temperatures: list, mode: str) -> str | None:
+    """Why a temperature ladder cannot be run in ``mode``, or None."""
     if mode not in MODES:
         return f"unknown mode {mode!r}; choose one of {', '.join(MODES)}"
     if not temperatures:
@@ -51,17 +47,31 @@ def validate_inputs(inputs, _) -> str | None:
         return f"heating mode needs strictly increasing temperatures, got {temperatures}"
     if mode == "cooling" and not decreasing:
         return f"cooling mode needs strictly decreasing temperatures, got {temperatures}"
-    error = structure_elements_missing(inputs["structure"], inputs["model"].type_map)
-    if error:
-        return error
-    protocol = inputs["protocol"].get_dict()
+    return None
+
+
+def protocol_error(protocol: dict, temperature: float, pressure: float) -> str | None:
+    """Why an MD protocol is invalid, or None."""
     extra = sorted(set(protocol) - PROTOCOL_KEYS)
     if extra:
         return f"unknown protocol key(s) {extra}; known: {sorted(PROTOCOL_KEYS)}"
     try:
-        _md_settings(protocol, temperatures[0], inputs["pressure"].value)
+        _md_settings(protocol, temperature, pressure)
     except (TypeError, ValueError, KeyError) as exc:
         return f"protocol: {exc}"
+    return None
+
+
+def validate_inputs(inputs, _) -> str | None:
+    required = ("temperatures", "mode", "structure", "model", "protocol", "pressure", "repeats")
+    if any(key not in inputs for key in required):
+        return None  # the ports say what is missing (or a wrapper provides and checks them)
+    temperatures = inputs["temperatures"].get_list()
+    error = ladder_error(temperatures, inputs["mode"].value)
+    error = error or structure_elements_missing(inputs["structure"], inputs["model"].type_map)
+    error = error or protocol_error(inputs["protocol"].get_dict(), temperatures[0], inputs["pressure"].value)
+    if error:
+        return error
     if len(inputs["repeats"].get_list()) != 3:
         return "repeats must list the number of cells along a, b and c"
     return None
