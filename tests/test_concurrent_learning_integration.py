@@ -184,3 +184,32 @@ def test_campaign_survives_sigkill_of_the_daemon_workers(uninterrupted, daemon):
     assert len(keys) == len(set(keys)) == 2, keys  # no labeling job launched twice
     assert all(len(j.called) == 1 for j in jobs)  # and no CP2K calculation run twice
     assert node.outputs.training_set.nframes == init_data.outputs.training_set.nframes + 2
+
+
+def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(uninterrupted, session_computer, tmp_path):
+    from aiida_perovskite.workflows.relabel import relabel_campaign
+    from tests.test_labeling_integration import wrapper
+
+    allow = tmp_path / "allow"
+    script = wrapper(tmp_path, "cp2k-flaky", f"[ ! -e {allow} ]")
+    orm.InstalledCode(
+        label="cp2k-flaky", computer=session_computer, filepath_executable=str(script), default_calc_job_plugin="cp2k"
+    ).store()
+    init_data = next(c for c in uninterrupted.called if c.process_label == "InitDataWorkChain")
+    labeling = {**CAMPAIGN["labeling"], "code": "cp2k-flaky@localhost-session", "tolerated_failed_fraction": 0.0}
+    node = await_process(
+        submit_campaign(initial_data={"training_set": init_data.outputs.training_set.pk}, labeling=labeling),
+        timeout=1200,
+    )
+    assert node.exit_status == ConcurrentLearningWorkChain.exit_codes.ERROR_LABELING_FAILED.status
+    history = node.outputs.history.get_list()
+    assert history[0]["failed_labels"] == 1 and history[0]["labeled"] == 0
+    assert node.outputs.training_set.nframes == init_data.outputs.training_set.nframes  # nothing lost, nothing new
+
+    allow.touch()
+    updated, recovered, still_failed = relabel_campaign(node, timeout=900, report=lambda _: None)
+    assert recovered == 1 and not still_failed
+    assert updated.nframes == node.outputs.training_set.nframes + 1
+    assert updated.creator.process_label == "merge_training_sets"
+    retries = [j for j in campaign_processes(node, stage="label") if j.base.extras.get("relabel_of", None)]
+    assert len(retries) == 1 and retries[0].is_finished_ok

@@ -126,6 +126,12 @@ class PhaseDiagramWorkChain(WorkChain):
         seeds = derive_seeds(self.inputs.seed, orm.Int(len(temperatures)))
         self.ctx.seeds = [seeds[f"seed_{index}"] for index in range(len(temperatures))]
         self.ctx.index = 0
+        model = self.inputs.model
+        if model.dp_backend != "tensorflow" or (model.descriptor == "se_e2_a" and not model.compressed):
+            self.report(
+                f"the model is a {'compressed ' if model.compressed else ''}{model.dp_backend} {model.descriptor} "
+                "model: a compressed TensorFlow se_e2_a model runs this MD up to 11x faster (docs/benchmarks.md)"
+            )
 
     def independent(self):
         return self.inputs.mode.value == "independent"
