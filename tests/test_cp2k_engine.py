@@ -130,3 +130,19 @@ def test_protocols_exist():
     for name in ("fast", "balanced", "precise"):
         assert load_protocol("cp2k", name)["settings"]["functional"] == "PBESOL"
     assert pathlib.Path("/usr/share/cp2k/BASIS_MOLOPT").is_file()
+
+
+def test_a_single_kpoint_uses_the_gamma_only_code(aiida_localhost):
+    code = orm.InstalledCode(
+        label="cp2k-k",
+        computer=aiida_localhost,
+        filepath_executable="/usr/bin/cp2k.psmp",
+        default_calc_job_plugin="cp2k",
+    ).store()
+    structure = orm.StructureData(ase=cubic_batio3())
+    mesh = Cp2kLabelBaseWorkChain.get_builder_from_protocol(code, structure, "fast")
+    assert mesh.cp2k.kpoints.get_kpoints_mesh()[0] == [2, 2, 2]
+    gamma = Cp2kLabelBaseWorkChain.get_builder_from_protocol(
+        code, structure, "fast", {"settings": {"kpoint_spacing": 5.0}}
+    )
+    assert "kpoints" not in gamma.cp2k

@@ -67,14 +67,16 @@ class Cp2kLabelBaseWorkChain(BaseRestartWorkChain):
         atoms = structure.get_ase()
         parameters = label_parameters(atoms.get_chemical_symbols(), len(atoms), settings)
         parameters = recursive_merge(parameters, inputs.get("parameters"))
-        kpoints = orm.KpointsData()
-        kpoints.set_kpoints_mesh(kpoint_mesh(atoms.cell[:], settings["kpoint_spacing"]))
+        mesh = kpoint_mesh(atoms.cell[:], settings["kpoint_spacing"])
 
         builder = cls.get_builder()
         builder.cp2k.code = code
         builder.cp2k.structure = structure
         builder.cp2k.parameters = orm.Dict(parameters)
-        builder.cp2k.kpoints = kpoints
+        if mesh != [1, 1, 1]:  # a single k-point: CP2K's faster Gamma-only code, not its k-point code
+            kpoints = orm.KpointsData()
+            kpoints.set_kpoints_mesh(mesh)
+            builder.cp2k.kpoints = kpoints
         builder.cp2k.metadata = inputs["metadata"]
         return builder
 
