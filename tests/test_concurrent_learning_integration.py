@@ -117,6 +117,9 @@ def test_two_iterations_with_their_provenance(uninterrupted):
     assert len(iteration_jobs) == 2 and all(j.is_finished_ok for j in iteration_jobs)
     for job in iteration_jobs:
         assert job.base.extras.get("campaign") == node.uuid
+        (calculation,) = job.called  # the CalcJob the restart WorkChain ran carries the tags too
+        assert calculation.base.extras.get("campaign") == node.uuid
+        assert calculation.base.extras.get("iteration") == job.base.extras.get("iteration")
         structure = job.inputs.cp2k.structure
         assert structure.creator.process_label == "frames_to_structures"
         selection = structure.creator.inputs.trajectory.creator

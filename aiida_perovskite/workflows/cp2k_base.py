@@ -13,6 +13,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_perovskite.engines.cp2k_input import kpoint_mesh, label_parameters
 from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 
 __all__ = ("Cp2kLabelBaseWorkChain",)
 
@@ -25,7 +26,7 @@ SCF_REMEDIES = (
 )
 
 
-class Cp2kLabelBaseWorkChain(BaseRestartWorkChain):
+class Cp2kLabelBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
     """Run a Cp2kCalculation; on an unconverged SCF change mixing, then smearing; on walltime run again with
     twice the time."""
 

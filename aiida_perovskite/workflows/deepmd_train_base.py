@@ -11,13 +11,14 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida.plugins import CalculationFactory
 
 from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 
 __all__ = ("DeepmdTrainBaseWorkChain",)
 
 DeepmdTrainCalculation = CalculationFactory("perovskite.deepmd.train")
 
 
-class DeepmdTrainBaseWorkChain(BaseRestartWorkChain):
+class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
     """Run a DeepmdTrainCalculation; continue a training cut by the walltime; lower the learning rate of one
     that diverged."""
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiida import orm
 
-__all__ = ("INHERITED_TAGS", "tag_child")
+__all__ = ("INHERITED_TAGS", "TagsSubmittedProcesses", "tag_child")
 
 INHERITED_TAGS = ("campaign", "iteration", "stage", "system")
 
@@ -16,3 +16,13 @@ def tag_child(parent: orm.ProcessNode, child: orm.ProcessNode, **tags: Any) -> N
     """Set on ``child`` the inherited tags of ``parent`` updated by ``tags``."""
     inherited = {key: value for key, value in parent.base.extras.all.items() if key in INHERITED_TAGS}
     child.base.extras.set_many({**inherited, **tags})
+
+
+class TagsSubmittedProcesses:
+    """WorkChain mixin: every process it submits inherits its tags (for BaseRestartWorkChains, whose
+    ``run_process`` submits the CalcJobs itself)."""
+
+    def submit(self, process, inputs=None, **kwargs):
+        node = super().submit(process, inputs, **kwargs)
+        tag_child(self.node, node)
+        return node
