@@ -117,16 +117,20 @@ def _activity(node) -> list[str]:
 @click.argument("pk", type=int)
 def status(pk: int) -> None:
     """Per iteration and system: explored, accurate, candidate, failed, selected and labeled frames."""
-    from rich.console import Console
-
     _load_profile()
     node = _campaign_node(pk)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = _console()
     console.print(_status_table(node))
     for line in _activity(node):
         console.print(line, highlight=False)
+
+
+def _console():
+    """Rich's console, 160 columns wide when the output is not a terminal (logs, CI), so the table fits."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 def _watch(node, interval: float) -> None:
@@ -137,11 +141,12 @@ def _watch(node, interval: float) -> None:
     def view():
         return Group(_status_table(node), Text("\n".join(_activity(node)) or "  (nothing running)"))
 
-    with Live(view(), refresh_per_second=1) as live:
+    with Live(view(), console=_console(), refresh_per_second=1) as live:
         while not node.is_terminated:
             time.sleep(interval)
             live.update(view())
         live.update(view())
+    click.echo()
 
 
 @campaign.command("watch")
