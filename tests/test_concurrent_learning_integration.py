@@ -156,7 +156,9 @@ def _worker_pids(daemon_client) -> list[int]:
 
 def test_campaign_survives_sigkill_of_the_daemon_workers(uninterrupted, daemon):
     init_data = next(c for c in uninterrupted.called if c.process_label == "InitDataWorkChain")
-    node = submit_campaign(initial_data={"training_set": init_data.outputs.training_set.pk})
+    # Also exercised here: iterations 1.. start from the previous models, and a final longer training.
+    training = {**CAMPAIGN["training"], "reuse": {"numb_steps": 20}, "final": {"numb_steps": 60}}
+    node = submit_campaign(initial_data={"training_set": init_data.outputs.training_set.pk}, training=training)
 
     deadline = time.monotonic() + 900
     while True:  # wait for a CP2K job of the first labeling step to be running
@@ -187,6 +189,18 @@ def test_campaign_survives_sigkill_of_the_daemon_workers(uninterrupted, daemon):
     assert len(keys) == len(set(keys)) == 2, keys  # no labeling job launched twice
     assert all(len(j.called) == 1 for j in jobs)  # and no CP2K calculation run twice
     assert node.outputs.training_set.nframes == init_data.outputs.training_set.nframes + 2
+
+    ensembles = [n for n in campaign_processes(node) if n.process_label == "TrainEnsembleWorkChain"]
+    by_stage = {(n.base.extras.get("stage"), n.base.extras.get("iteration")): n for n in ensembles}
+    reused = by_stage[("train", 1)]
+    assert {m.uuid for m in reused.inputs.reuse.models.values()} == {
+        m.uuid for m in by_stage[("train", 0)].outputs.models.values()
+    }
+    final = by_stage[("final_training", 2)]
+    assert final.inputs.training_set.uuid == node.outputs.training_set.uuid
+    assert {m.uuid for m in node.outputs.models.values()} == {m.uuid for m in final.outputs.models.values()}
+    (calculation,) = [c for c in final.called_descendants if c.process_label == "DeepmdTrainCalculation"][:1]
+    assert calculation.inputs.parameters["training"]["numb_steps"] == 60
 
 
 def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(uninterrupted, session_computer, tmp_path):
