@@ -115,11 +115,14 @@ def relabel_campaign(
     recovered_sets: dict[str, TrainingSetData] = {}
     still_failed: dict[str, orm.ProcessNode] = {}
     for index, label in enumerate(campaign_processes(campaign)):
-        if label.process_label != "LabelWorkChain" or not failed_labeling_jobs(label):
+        if label.process_label != "LabelWorkChain":
+            continue
+        failed_jobs = failed_labeling_jobs(label)
+        if not failed_jobs:
             continue
         report(
             f"LabelWorkChain<{label.pk}> (iteration {label.base.extras.get('iteration', '?')}): re-running "
-            f"{len(failed_labeling_jobs(label))} failed job(s)"
+            f"{len(failed_jobs)} failed job(s)"
         )
         recovered, failed = rerun_failed(label, overrides, timeout, poll)
         still_failed.update({f"{label.pk}:{name}": node for name, node in failed.items()})
