@@ -14,11 +14,11 @@ from aiida.plugins import CalculationFactory
 from aiida_perovskite.engines.cp2k_input import (
     BasisLookupError,
     basis_and_potential,
-    kpoint_mesh,
     label_parameters,
     parse_stress_gpa,
     read_labeled_frame,
 )
+from aiida_perovskite.engines.kpoints import kpoint_mesh
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
 from tests.helpers import cubic_batio3, failed_calcjob

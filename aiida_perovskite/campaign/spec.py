@@ -441,6 +441,8 @@ def _labeling(section: dict) -> None:
         raise CampaignError(
             "labeling.engine", f"unknown engine {section['engine']!r}; choose one of {', '.join(engines)}"
         )
+    if missing := engines[section["engine"]].missing_plugin():
+        raise CampaignError("labeling.engine", missing)
     _string(section["code"], "labeling.code")
     _check_protocol(section, "labeling", section["engine"])
     _integer(section.get("max_concurrent", 1), "labeling.max_concurrent", minimum=1)
@@ -469,6 +471,8 @@ def _engine_elements(campaign: Campaign) -> None:
     from aiida_perovskite.engines import get_engine
 
     for name, spec in campaign.systems.items():
-        error = get_engine(campaign.labeling["engine"]).check_elements(_elements_of(spec, campaign.base_dir))
+        error = get_engine(campaign.labeling["engine"]).check_elements(
+            _elements_of(spec, campaign.base_dir), campaign.labeling.get("protocol"), campaign.labeling.get("overrides")
+        )
         if error:
             raise CampaignError(f"systems.{name}.structure", f"{campaign.labeling['engine']} cannot label it: {error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import importlib.metadata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,30 @@ class LabelingEngine(abc.ABC):
     """Adapter between the labeling WorkChain and one engine's AiiDA plugin."""
 
     name: str
+    calc_job_plugin: str  # entry point of the plugin's CalcJob, which the engine's code must run
+    distribution: str  # the pip distribution of the plugin
+    extra: str | None = None  # the optional extra of aiida-perovskite that installs it
+
+    def missing_plugin(self) -> str | None:
+        """Error message if the engine's AiiDA plugin is not installed."""
+        try:
+            importlib.metadata.distribution(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return (
+                f"engine {self.name!r} needs the {self.distribution} plugin: "
+                f"pip install 'aiida-perovskite[{self.extra}]'"
+            )
+        return None
+
+    def check_code(self, code: orm.AbstractCode) -> str | None:
+        """Error message if ``code`` is set up for another plugin than this engine's."""
+        plugin = code.default_calc_job_plugin
+        if plugin and plugin != self.calc_job_plugin:
+            return (
+                f"code {code.full_label!r} runs the {plugin!r} plugin, but engine {self.name!r} needs a code "
+                f"for {self.calc_job_plugin!r}"
+            )
+        return None
 
     @property
     @abc.abstractmethod
@@ -24,8 +49,14 @@ class LabelingEngine(abc.ABC):
         """The process launched for one structure (usually the plugin's restart WorkChain)."""
 
     @abc.abstractmethod
-    def check_elements(self, elements: Iterable[str]) -> str | None:
-        """Error message if the engine cannot label these elements (no basis, no pseudopotential)."""
+    def check_elements(
+        self,
+        elements: Iterable[str],
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Error message if the engine, with this protocol and overrides, cannot label these elements (no basis
+        set, no pseudopotential)."""
 
     @abc.abstractmethod
     def get_builder(
@@ -49,8 +80,9 @@ class LabelingEngine(abc.ABC):
 
 def registered_engines() -> dict[str, LabelingEngine]:
     from aiida_perovskite.engines.cp2k import Cp2kEngine
+    from aiida_perovskite.engines.vasp import VaspEngine
 
-    engines = [Cp2kEngine()]
+    engines = [Cp2kEngine(), VaspEngine()]
     return {engine.name: engine for engine in engines}
 
 

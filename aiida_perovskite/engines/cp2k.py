@@ -19,6 +19,8 @@ OUTPUT_FILE = "aiida.out"
 
 class Cp2kEngine(LabelingEngine):
     name = "cp2k"
+    calc_job_plugin = "cp2k"
+    distribution = "aiida-cp2k"
 
     @property
     def process_class(self):
@@ -26,7 +28,7 @@ class Cp2kEngine(LabelingEngine):
 
         return Cp2kLabelBaseWorkChain
 
-    def check_elements(self, elements: Iterable[str]) -> str | None:
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
         problems = []
         for element in sorted(set(elements)):
             try:

@@ -6,7 +6,6 @@ Units of the returned frames are DeePMD's: eV, eV/Å, virial in eV.
 
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 import re
@@ -15,17 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_GPA, virial_from_pressure
+
 __all__ = (
     "BasisLookupError",
     "basis_and_potential",
     "cp2k_data_dir",
-    "kpoint_mesh",
     "label_parameters",
     "parse_stress_gpa",
     "read_labeled_frame",
 )
 
-EV_PER_ANGSTROM3_IN_GPA = 160.21766208
 BASIS = "DZVP-MOLOPT-SR-GTH"
 
 
@@ -64,12 +63,6 @@ def _names_of(element: str, lines: Iterable[str]) -> set[str]:
         if len(fields) >= 2 and fields[0] == element and not fields[1][0].isdigit():
             names.update(fields[1:])
     return names
-
-
-def kpoint_mesh(cell: np.ndarray, spacing: float) -> list[int]:
-    """Monkhorst-Pack mesh with at most ``spacing`` (1/Å, 2π included, as VASP's KSPACING) between k-points."""
-    reciprocal = 2 * math.pi * np.linalg.inv(np.asarray(cell, dtype=float)).T
-    return [max(1, math.ceil(np.linalg.norm(vector) / spacing - 1e-8)) for vector in reciprocal]
 
 
 def label_parameters(elements: Iterable[str], natoms: int, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,5 +135,7 @@ def read_labeled_frame(output_path: pathlib.Path, atoms):
         coords=np.array([atoms.positions]),
         energies=np.asarray(system["energies"][-1:]),
         forces=np.asarray(system["forces"][-1:]),
-        virials=None if stress is None else (stress * atoms.get_volume() / EV_PER_ANGSTROM3_IN_GPA)[np.newaxis],
+        virials=None
+        if stress is None
+        else virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_GPA)[np.newaxis],
     )

@@ -18,10 +18,9 @@ from aiida_perovskite.calcfunctions.training_sets import merge_training_sets
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.campaign.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
-from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
-from aiida_perovskite.workflows.label import LabelWorkChain
+from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs
 from aiida_perovskite.workflows.tags import tag_child
 from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
 
@@ -110,11 +109,8 @@ def validate_inputs(inputs, _) -> str | None:
         error = structure_elements_missing(structure, type_map, f"system {name!r}", source)
         if error:
             return error
-    engine = inputs["label"].get("engine")
-    if engine is not None and engine.value in registered_engines():
-        elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
-        return get_engine(engine.value).check_elements(elements)
-    return None
+    elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
+    return check_engine_inputs(inputs["label"], elements)
 
 
 class ConcurrentLearningWorkChain(WorkChain):

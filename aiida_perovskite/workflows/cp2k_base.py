@@ -11,7 +11,8 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_perovskite.engines.cp2k_input import kpoint_mesh, label_parameters
+from aiida_perovskite.engines.cp2k_input import label_parameters
+from aiida_perovskite.engines.kpoints import kpoint_mesh
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 

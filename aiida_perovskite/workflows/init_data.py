@@ -9,8 +9,7 @@ from aiida.engine import ToContext, WorkChain
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.structures import perturb_structures
 from aiida_perovskite.data import TrainingSetData
-from aiida_perovskite.engines import get_engine, registered_engines
-from aiida_perovskite.workflows.label import LabelWorkChain
+from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs
 from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("InitDataWorkChain",)
@@ -36,11 +35,8 @@ def validate_inputs(inputs, _) -> str | None:
     structures = inputs.get("structures", {})
     if not structures:
         return "give at least one structure to perturb and label"
-    engine = inputs.get("label", {}).get("engine")
-    if engine is None or engine.value not in registered_engines():
-        return None
     elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
-    return get_engine(engine.value).check_elements(elements)
+    return check_engine_inputs(inputs.get("label", {}), elements)
 
 
 class InitDataWorkChain(WorkChain):

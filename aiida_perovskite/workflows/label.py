@@ -16,7 +16,7 @@ __all__ = ("LabelWorkChain",)
 def validate_engine(engine: orm.Str, _) -> str | None:
     if engine.value not in registered_engines():
         return f"unknown engine {engine.value!r}; choose one of {', '.join(registered_engines())}"
-    return None
+    return get_engine(engine.value).missing_plugin()
 
 
 def validate_fraction(value: orm.Float, _) -> str | None:
@@ -33,12 +33,25 @@ def validate_inputs(inputs, ctx) -> str | None:
         return "nothing to label: give structures or trajectories"
     if "__" in "".join([*structures, *trajectories]):
         return "structure and trajectory names may not contain '__'"
-    engine = inputs.get("engine")
-    if engine is None or engine.value not in registered_engines():
-        return None
     elements = {s for structure in structures.values() for s in structure.get_symbols_set()}
     elements |= {s for trajectory in trajectories.values() for s in trajectory.symbols}
-    return get_engine(engine.value).check_elements(elements)
+    return check_engine_inputs(inputs, elements)
+
+
+def check_engine_inputs(inputs, elements: set[str]) -> str | None:
+    """The engine's code, protocol and overrides can label ``elements`` (shared with the wrappers)."""
+    engine = inputs.get("engine")
+    if engine is None or engine.value not in registered_engines() or get_engine(engine.value).missing_plugin():
+        return None  # the engine port's validator reports these
+    engine = get_engine(engine.value)
+    if "code" in inputs and (error := engine.check_code(inputs["code"])):
+        return error
+    protocol = inputs["protocol"].value if "protocol" in inputs else None
+    overrides = inputs["overrides"].get_dict() if "overrides" in inputs else None
+    try:
+        return engine.check_elements(elements, protocol, overrides)
+    except ValueError as exc:  # an unknown protocol
+        return str(exc)
 
 
 class LabelWorkChain(WorkChain):

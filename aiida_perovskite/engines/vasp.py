@@ -1,0 +1,113 @@
+"""The VASP labeling engine: aiida-vasp's VaspWorkChain with its error handlers (VASP itself is licensed;
+install the plugin with ``pip install aiida-perovskite[vasp]`` and upload a POTCAR family once)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from aiida import orm
+
+from aiida_perovskite.analysis.frames import LabeledFrames
+from aiida_perovskite.engines.base import LabelingEngine
+from aiida_perovskite.engines.kpoints import kpoint_mesh
+from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_KBAR, virial_from_pressure
+from aiida_perovskite.protocols import load_protocol
+
+__all__ = ("VaspEngine", "species_grouped_order")
+
+ENERGY_TYPE = "energy_free"  # VASP's TOTEN: the energy whose derivatives are the printed forces and stress
+
+
+def species_grouped_order(symbols: list[str]) -> np.ndarray:
+    """Permutation that groups the atoms by species (in order of first appearance, stable within a species),
+    as POSCAR and POTCAR need them; ``forces[order] = grouped_forces`` undoes it."""
+    first = {symbol: index for index, symbol in reversed(list(enumerate(symbols)))}
+    return np.array(sorted(range(len(symbols)), key=lambda index: first[symbols[index]]), dtype=int)
+
+
+class VaspEngine(LabelingEngine):
+    name = "vasp"
+    calc_job_plugin = "vasp.vasp"
+    distribution = "aiida-vasp"
+    extra = "vasp"
+
+    @property
+    def process_class(self):
+        from aiida_perovskite.workflows.vasp_base import VaspLabelWorkChain
+
+        return VaspLabelWorkChain
+
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
+        inputs = load_protocol("vasp", protocol, overrides)
+        mapping = inputs["potential_mapping"]
+        unmapped = sorted(set(elements) - set(mapping))
+        if unmapped:
+            return (
+                f"no POTCAR is mapped for {', '.join(unmapped)}: add them to overrides.potential_mapping "
+                "(e.g. {'" + unmapped[0] + "': '" + unmapped[0] + "'})"
+            )
+        return _missing_potcars(inputs["potential_family"], {mapping[element] for element in elements})
+
+    def get_builder(self, code, structure, protocol=None, overrides=None, options=None):
+        inputs = load_protocol("vasp", protocol, overrides)
+        atoms = structure.get_ase()
+        grouped = atoms[species_grouped_order(atoms.get_chemical_symbols())]
+        kpoints = orm.KpointsData()
+        kpoints.set_kpoints_mesh(kpoint_mesh(atoms.cell[:], inputs["kpoint_spacing"]))
+        builder = self.process_class.get_builder()
+        builder.code = code
+        builder.structure = structure if grouped == atoms else orm.StructureData(ase=grouped)
+        builder.kpoints = kpoints
+        builder.parameters = orm.Dict({"incar": inputs["parameters"]})
+        builder.potential_family = orm.Str(inputs["potential_family"])
+        builder.potential_mapping = orm.Dict({s: inputs["potential_mapping"][s] for s in set(grouped.symbols)})
+        builder.settings = orm.Dict({"parser_settings": {"energy_type": [ENERGY_TYPE]}})
+        builder.max_iterations = orm.Int(inputs["max_iterations"])
+        builder.calc.metadata.options = {**inputs["metadata"]["options"], **(options or {})}
+        return builder
+
+    def label_outputs(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
+        return {"misc": node.outputs.misc}
+
+    def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
+        misc = outputs["misc"].get_dict()
+        atoms = structure.get_ase()
+        symbols = atoms.get_chemical_symbols()
+        forces = np.empty((len(atoms), 3))
+        forces[species_grouped_order(symbols)] = np.asarray(misc["forces"], dtype=float)
+        type_map = sorted(set(symbols), key=symbols.index)
+        stress = np.asarray(misc["stress"], dtype=float)
+        return LabeledFrames(
+            type_map=type_map,
+            atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
+            cells=np.array([atoms.cell[:]]),
+            coords=np.array([atoms.positions]),
+            energies=np.array([misc["total_energies"][ENERGY_TYPE]]),
+            forces=forces[np.newaxis],
+            virials=virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)[np.newaxis],
+        )
+
+
+def _missing_potcars(family: str, symbols: set[str]) -> str | None:
+    """Error if the stored POTCAR family lacks a symbol (checked only where a profile is loaded)."""
+    from aiida.common.exceptions import NotExistent
+    from aiida.manage import get_manager
+
+    if get_manager().get_profile() is None:
+        return None
+    from aiida_vasp.data.potcar import PotcarGroup
+
+    try:
+        group = PotcarGroup.collection.get(label=family)
+    except NotExistent:
+        return (
+            f"POTCAR family {family!r} is not in the database: upload it with "
+            f"`aiida-vasp potcar uploadfamily --path <folder> --name {family}` or set overrides.potential_family"
+        )
+    missing = sorted(symbols - {node.symbol for node in group.nodes})
+    if missing:
+        return (
+            f"POTCAR family {family!r} has no {', '.join(missing)}: upload them or change overrides.potential_mapping"
+        )
+    return None
