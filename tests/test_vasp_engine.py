@@ -15,7 +15,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from aiida_perovskite.engines import get_engine
-from aiida_perovskite.engines.vasp import species_grouped_order
+from aiida_perovskite.engines.atom_order import species_grouped_order
 from aiida_perovskite.workflows.label import LabelWorkChain
 from tests.helpers import cubic_batio3
 from tests.mock_engines import REPOSITORY, mock_executable

@@ -79,10 +79,11 @@ class LabelingEngine(abc.ABC):
 
 
 def registered_engines() -> dict[str, LabelingEngine]:
+    from aiida_perovskite.engines.abacus import AbacusEngine
     from aiida_perovskite.engines.cp2k import Cp2kEngine
     from aiida_perovskite.engines.vasp import VaspEngine
 
-    engines = [Cp2kEngine(), VaspEngine()]
+    engines = [Cp2kEngine(), VaspEngine(), AbacusEngine()]
     return {engine.name: engine for engine in engines}
 
 

@@ -9,21 +9,15 @@ import numpy as np
 from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
+from aiida_perovskite.engines.atom_order import species_grouped_order
 from aiida_perovskite.engines.base import LabelingEngine
 from aiida_perovskite.engines.kpoints import kpoint_mesh
 from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_KBAR, virial_from_pressure
 from aiida_perovskite.protocols import load_protocol
 
-__all__ = ("VaspEngine", "species_grouped_order")
+__all__ = ("VaspEngine",)
 
 ENERGY_TYPE = "energy_free"  # VASP's TOTEN: the energy whose derivatives are the printed forces and stress
-
-
-def species_grouped_order(symbols: list[str]) -> np.ndarray:
-    """Permutation that groups the atoms by species (in order of first appearance, stable within a species),
-    as POSCAR and POTCAR need them; ``forces[order] = grouped_forces`` undoes it."""
-    first = {symbol: index for index, symbol in reversed(list(enumerate(symbols)))}
-    return np.array(sorted(range(len(symbols)), key=lambda index: first[symbols[index]]), dtype=int)
 
 
 class VaspEngine(LabelingEngine):

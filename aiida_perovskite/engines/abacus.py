@@ -1,0 +1,102 @@
+"""The ABACUS labeling engine: aiida-abacus with our restart WorkChain (ABACUS is not installable here; the
+plugin is the optional extra ``pip install aiida-perovskite[abacus]``, which pins aiida-pseudo 1.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from aiida import orm
+
+from aiida_perovskite.analysis.frames import LabeledFrames
+from aiida_perovskite.engines.atom_order import species_grouped_order
+from aiida_perovskite.engines.base import LabelingEngine
+from aiida_perovskite.engines.kpoints import kpoint_mesh
+from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_KBAR, virial_from_pressure
+from aiida_perovskite.protocols import load_protocol
+
+__all__ = ("AbacusEngine",)
+
+
+class AbacusEngine(LabelingEngine):
+    name = "abacus"
+    calc_job_plugin = "abacus.abacus"
+    distribution = "aiida-abacus"
+    extra = "abacus"
+
+    @property
+    def process_class(self):
+        from aiida_perovskite.workflows.abacus_base import AbacusLabelWorkChain
+
+        return AbacusLabelWorkChain
+
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
+        from aiida.manage import get_manager
+
+        if get_manager().get_profile() is None:
+            return None
+        family_label = load_protocol("abacus", protocol, overrides)["orbital_family"]
+        try:
+            family = _orbital_family(family_label)
+        except ValueError as exc:
+            return str(exc)
+        missing = sorted(set(elements) - set(family.elements))
+        if missing:
+            return (
+                f"orbital family {family_label!r} has no pseudopotential/orbital pair for {', '.join(missing)}: "
+                "import them or set overrides.orbital_family"
+            )
+        return None
+
+    def get_builder(self, code, structure, protocol=None, overrides=None, options=None):
+        inputs = load_protocol("abacus", protocol, overrides)
+        kpoints = orm.KpointsData()
+        kpoints.set_kpoints_mesh(kpoint_mesh(structure.cell, inputs["kpoint_spacing"]))
+        builder = self.process_class.get_builder()
+        builder.abacus.code = code
+        builder.abacus.structure = structure
+        builder.abacus.pseudos = _orbital_family(inputs["orbital_family"]).get_pseudos(structure=structure)
+        builder.abacus.parameters = orm.Dict(inputs["parameters"])
+        builder.abacus.metadata.options = {**inputs["metadata"]["options"], **(options or {})}
+        builder.kpoints = kpoints
+        builder.max_iterations = orm.Int(inputs["max_iterations"])
+        return builder
+
+    def label_outputs(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
+        return {"misc": node.outputs.misc}
+
+    def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
+        misc = outputs["misc"].get_dict()
+        if misc.get("force_unit") != "eV/Angstrom" or misc.get("stress_unit") != "KBAR":
+            raise ValueError(
+                f"unexpected ABACUS units: forces {misc.get('force_unit')}, stress {misc.get('stress_unit')}"
+            )
+        atoms = structure.get_ase()
+        symbols = atoms.get_chemical_symbols()
+        forces = np.empty((len(atoms), 3))
+        forces[species_grouped_order(symbols)] = np.asarray(misc["final_forces"], dtype=float)  # STRU order
+        type_map = sorted(set(symbols), key=symbols.index)
+        return LabeledFrames(
+            type_map=type_map,
+            atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
+            cells=np.array([atoms.cell[:]]),
+            coords=np.array([atoms.positions]),
+            energies=np.array([float(misc["total_energy"])]),
+            forces=forces[np.newaxis],
+            virials=virial_from_pressure(misc["final_stress"], atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)[
+                np.newaxis
+            ],
+        )
+
+
+def _orbital_family(label: str):
+    from aiida.common.exceptions import NotExistent
+    from aiida_abacus.group.orb_group import AtomicOrbitalFamily
+
+    try:
+        return AtomicOrbitalFamily.collection.get(label=label)
+    except NotExistent as exc:
+        raise ValueError(
+            f"orbital family {label!r} is not in the database: import the UPF + .orb pairs as an "
+            "abacus.orbital_family group (docs/labeling.md) or set overrides.orbital_family"
+        ) from exc
