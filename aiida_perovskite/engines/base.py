@@ -81,9 +81,10 @@ class LabelingEngine(abc.ABC):
 def registered_engines() -> dict[str, LabelingEngine]:
     from aiida_perovskite.engines.abacus import AbacusEngine
     from aiida_perovskite.engines.cp2k import Cp2kEngine
+    from aiida_perovskite.engines.quantumespresso import QuantumEspressoEngine
     from aiida_perovskite.engines.vasp import VaspEngine
 
-    engines = [Cp2kEngine(), VaspEngine(), AbacusEngine()]
+    engines = [Cp2kEngine(), VaspEngine(), AbacusEngine(), QuantumEspressoEngine()]
     return {engine.name: engine for engine in engines}
 
 
