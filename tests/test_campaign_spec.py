@@ -247,3 +247,20 @@ def test_demo_campaign_builds_a_valid_builder(unit_codes):
     assert builder.init_data.perturbation.get_dict()["count"] == 4
     assert builder.train.num_models.value == 2
     assert builder.schedule.get_dict()["BaTiO3"][0]["steps"] == 300
+
+
+def test_a_labeling_code_of_another_plugin_is_refused(unit_codes, tmp_path):
+    campaign = parse_campaign(changed("labeling.code", VALID["training"]["code"]), base_dir=tmp_path)
+    with pytest.raises(CampaignError) as info:
+        build_campaign(campaign)
+    assert info.value.key == "labeling.code"
+    assert "engine 'cp2k' needs a code for 'cp2k'" in str(info.value)
+
+
+def test_an_engine_without_its_potentials_in_the_database_is_refused(aiida_profile, tmp_path):
+    data = changed("labeling.engine", "vasp")
+    data["labeling"]["overrides"] = {"potential_family": "PBE.not-uploaded"}
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(data, base_dir=tmp_path)
+    assert info.value.key == "systems.BaTiO3.structure"
+    assert "POTCAR family 'PBE.not-uploaded' is not in the database" in str(info.value)

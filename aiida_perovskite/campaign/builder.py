@@ -78,6 +78,7 @@ def _check_type_map(campaign: Campaign, training_set: TrainingSetData | None) ->
 
 def build_campaign(campaign: Campaign):
     """The builder of the ConcurrentLearningWorkChain for ``campaign``."""
+    from aiida_perovskite.engines import get_engine
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
     from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
 
@@ -85,6 +86,8 @@ def build_campaign(campaign: Campaign):
         section: load_code_for(getattr(campaign, section)["code"], f"{section}.code")
         for section in ("training", "exploration", "labeling")
     }
+    if error := get_engine(campaign.labeling["engine"]).check_code(codes["labeling"]):
+        raise CampaignError("labeling.code", error)
     training_set = _training_set(campaign)
     _check_type_map(campaign, training_set)
 
