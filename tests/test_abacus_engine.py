@@ -184,3 +184,42 @@ def test_scf_that_never_converges_ends_with_an_exit_code_and_is_reported(orbital
     abacus_workchain = orm.load_node(failure["pk"])
     assert failure["exit_status"] == abacus_workchain.process_class.exit_codes.ERROR_SCF_NOT_CONVERGED.status
     assert len([n for n in abacus_workchain.called if isinstance(n, orm.CalcJobNode)]) == 3  # first run + 2 remedies
+
+
+@pytest.mark.daemon
+def test_relabel_recovers_a_frame_the_scf_remedies_could_not(daemon, orbital_family, mock_abacus, tmp_path):
+    """Frames fail unless INPUT asks for scf_nmax 500; relabel re-runs them with that override."""
+    from aiida.engine import submit
+
+    from aiida_perovskite.workflows.relabel import relabel
+    from tests.conftest import await_process
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    wrapper = tmp_path / "abacus-needs-500-steps"
+    wrapper.write_text(
+        "#!/bin/bash\n"
+        "grep -q '^scf_nmax  *500$' INPUT || export "
+        f"MOCK_ABACUS_UNCONVERGED={runs}/$$\n"
+        f'exec {mock_executable(tmp_path, "abacus")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    code = orm.InstalledCode(
+        label="abacus-500",
+        computer=mock_abacus.computer,
+        filepath_executable=str(wrapper),
+        default_calc_job_plugin="abacus.abacus",
+    ).store()
+    structures = {"bto": distorted_batio3(), "bcto": interleaved_solid_solution()}
+    builder = label_builder(code, structures)
+    builder.tolerated_failed_fraction = orm.Float(1.0)
+    node = await_process(submit(builder), timeout=600)
+    assert node.is_finished_ok and "training_set" not in node.outputs
+    assert sorted(node.outputs.failures.get_dict()) == ["bcto", "bto"]
+
+    merged, still_failed = relabel(node, overrides={"abacus": {"parameters": {"input": {"scf_nmax": 500}}}})
+    assert still_failed == {}
+    assert merged.nframes == 2
+    for _, frames in merged.iter_frames():
+        (atoms,) = [a for a in structures.values() if len(a) == len(frames.atom_types)]
+        np.testing.assert_allclose(frames.forces[0], reference_labels(atoms)[1], atol=1e-9)

@@ -74,7 +74,8 @@ class AbacusEngine(LabelingEngine):
         atoms = structure.get_ase()
         symbols = atoms.get_chemical_symbols()
         forces = np.empty((len(atoms), 3))
-        forces[species_grouped_order(symbols)] = np.asarray(misc["final_forces"], dtype=float)  # STRU order
+        # STRU lists the atoms grouped by kind, in order of first appearance
+        forces[species_grouped_order(structure.get_site_kindnames())] = np.asarray(misc["final_forces"], dtype=float)
         type_map = sorted(set(symbols), key=symbols.index)
         return LabeledFrames(
             type_map=type_map,

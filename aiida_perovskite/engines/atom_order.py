@@ -8,8 +8,8 @@ import numpy as np
 __all__ = ("species_grouped_order",)
 
 
-def species_grouped_order(symbols: list[str]) -> np.ndarray:
-    """Permutation that groups the atoms by species (in order of first appearance, stable within a species),
-    as POSCAR and POTCAR need them; ``forces[order] = grouped_forces`` undoes it."""
-    first = {symbol: index for index, symbol in reversed(list(enumerate(symbols)))}
-    return np.array(sorted(range(len(symbols)), key=lambda index: first[symbols[index]]), dtype=int)
+def species_grouped_order(species: list[str]) -> np.ndarray:
+    """Permutation that groups the atoms by species (symbols or kind names; in order of first appearance,
+    stable within a species), as POSCAR and STRU list them; ``forces[order] = grouped_forces`` undoes it."""
+    first = {name: index for index, name in reversed(list(enumerate(species)))}
+    return np.array(sorted(range(len(species)), key=lambda index: first[species[index]]), dtype=int)
