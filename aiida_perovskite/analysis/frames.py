@@ -117,6 +117,22 @@ class LabeledFrames:
         return dataclasses.replace(self, type_map=type_map, atom_types=lookup[np.asarray(self.atom_types)])
 
     @classmethod
+    def single(cls, atoms, energy: float, forces: np.ndarray, virial: np.ndarray | None) -> LabeledFrames:
+        """One frame of ``atoms`` (ase.Atoms: cell, positions, species in order of appearance) with its labels
+        (eV, eV/Å in the atoms' order, eV)."""
+        symbols = atoms.get_chemical_symbols()
+        type_map = sorted(set(symbols), key=symbols.index)
+        return cls(
+            type_map=type_map,
+            atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
+            cells=np.array([atoms.cell[:]]),
+            coords=np.array([atoms.positions]),
+            energies=np.array([float(energy)]),
+            forces=np.asarray(forces, dtype=float)[np.newaxis],
+            virials=None if virial is None else np.asarray(virial, dtype=float)[np.newaxis],
+        )
+
+    @classmethod
     def from_dpdata(cls, system) -> LabeledFrames:
         data = system.data
         return cls(

@@ -67,27 +67,12 @@ class AbacusEngine(LabelingEngine):
 
     def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
         misc = outputs["misc"].get_dict()
-        if misc.get("force_unit") != "eV/Angstrom" or misc.get("stress_unit") != "KBAR":
-            raise ValueError(
-                f"unexpected ABACUS units: forces {misc.get('force_unit')}, stress {misc.get('stress_unit')}"
-            )
         atoms = structure.get_ase()
-        symbols = atoms.get_chemical_symbols()
         forces = np.empty((len(atoms), 3))
         # STRU lists the atoms grouped by kind, in order of first appearance
-        forces[species_grouped_order(structure.get_site_kindnames())] = np.asarray(misc["final_forces"], dtype=float)
-        type_map = sorted(set(symbols), key=symbols.index)
-        return LabeledFrames(
-            type_map=type_map,
-            atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
-            cells=np.array([atoms.cell[:]]),
-            coords=np.array([atoms.positions]),
-            energies=np.array([float(misc["total_energy"])]),
-            forces=forces[np.newaxis],
-            virials=virial_from_pressure(misc["final_stress"], atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)[
-                np.newaxis
-            ],
-        )
+        forces[species_grouped_order(structure.get_site_kindnames())] = misc["final_forces"]
+        virial = virial_from_pressure(misc["final_stress"], atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)
+        return LabeledFrames.single(atoms, float(misc["total_energy"]), forces, virial)
 
 
 def _orbital_family(label: str):

@@ -126,16 +126,6 @@ def read_labeled_frame(output_path: pathlib.Path, atoms):
     symbols = [system["atom_names"][t] for t in system["atom_types"]]
     if symbols != atoms.get_chemical_symbols():
         raise ValueError(f"{output_path.name}: atoms {symbols} do not match the input structure")
-    type_map = sorted(set(symbols), key=symbols.index)
     stress = parse_stress_gpa(output_path.read_text())
-    return LabeledFrames(
-        type_map=type_map,
-        atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
-        cells=np.array([atoms.cell[:]]),
-        coords=np.array([atoms.positions]),
-        energies=np.asarray(system["energies"][-1:]),
-        forces=np.asarray(system["forces"][-1:]),
-        virials=None
-        if stress is None
-        else virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_GPA)[np.newaxis],
-    )
+    virial = None if stress is None else virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_GPA)
+    return LabeledFrames.single(atoms, system["energies"][-1], system["forces"][-1], virial)

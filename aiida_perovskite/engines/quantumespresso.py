@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 
-import numpy as np
 from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
@@ -71,21 +70,12 @@ class QuantumEspressoEngine(LabelingEngine):
         }
 
     def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
-        parameters = outputs["output_parameters"].get_dict()
         trajectory = outputs["output_trajectory"]
         atoms = structure.get_ase()
-        symbols = atoms.get_chemical_symbols()
-        type_map = sorted(set(symbols), key=symbols.index)
         stress = trajectory.get_array("stress")[-1]  # GPa, QE's sign: positive = compressed
-        return LabeledFrames(
-            type_map=type_map,
-            atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
-            cells=np.array([atoms.cell[:]]),
-            coords=np.array([atoms.positions]),
-            energies=np.array([parameters["energy"]]),
-            forces=trajectory.get_array("forces")[-1:],  # eV/Å, in the structure's atom order
-            virials=virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_GPA)[np.newaxis],
-        )
+        virial = virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_GPA)
+        forces = trajectory.get_array("forces")[-1]  # eV/Å, in the structure's atom order
+        return LabeledFrames.single(atoms, outputs["output_parameters"]["energy"], forces, virial)
 
 
 def _pseudo_family(label: str):

@@ -67,20 +67,10 @@ class VaspEngine(LabelingEngine):
     def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
         misc = outputs["misc"].get_dict()
         atoms = structure.get_ase()
-        symbols = atoms.get_chemical_symbols()
         forces = np.empty((len(atoms), 3))
-        forces[species_grouped_order(symbols)] = np.asarray(misc["forces"], dtype=float)
-        type_map = sorted(set(symbols), key=symbols.index)
-        stress = np.asarray(misc["stress"], dtype=float)
-        return LabeledFrames(
-            type_map=type_map,
-            atom_types=np.array([type_map.index(symbol) for symbol in symbols]),
-            cells=np.array([atoms.cell[:]]),
-            coords=np.array([atoms.positions]),
-            energies=np.array([misc["total_energies"][ENERGY_TYPE]]),
-            forces=forces[np.newaxis],
-            virials=virial_from_pressure(stress, atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)[np.newaxis],
-        )
+        forces[species_grouped_order(atoms.get_chemical_symbols())] = misc["forces"]  # POSCAR order
+        virial = virial_from_pressure(misc["stress"], atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)
+        return LabeledFrames.single(atoms, misc["total_energies"][ENERGY_TYPE], forces, virial)
 
 
 def _missing_potcars(family: str, symbols: set[str]) -> str | None:
