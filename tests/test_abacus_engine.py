@@ -15,7 +15,7 @@ from aiida.engine import run_get_node
 from aiida_perovskite.engines import get_engine
 from aiida_perovskite.workflows.label import LabelWorkChain
 from tests.helpers import cubic_batio3
-from tests.mock_engines import REPOSITORY, mock_executable
+from tests.mock_engines import REPOSITORY, mock_code
 from tests.mock_engines.pseudos import write_fake_orbital, write_fake_upf
 from tests.mock_engines.reference import reference_labels, reference_virial
 from tests.test_vasp_engine import distorted_batio3, interleaved_solid_solution
@@ -45,12 +45,7 @@ def orbital_family(aiida_profile, tmp_path):
 
 @pytest.fixture
 def mock_abacus(aiida_localhost, tmp_path):
-    return orm.InstalledCode(
-        label="mock-abacus",
-        computer=aiida_localhost,
-        filepath_executable=str(mock_executable(tmp_path, "abacus")),
-        default_calc_job_plugin="abacus.abacus",
-    ).store()
+    return mock_code(aiida_localhost, tmp_path, "abacus")
 
 
 def label_builder(code, structures, protocol="fast", overrides=FAST):
@@ -164,18 +159,9 @@ def test_unconverged_scf_is_restarted_with_gentler_mixing(orbital_family, mock_a
 def test_scf_that_never_converges_ends_with_an_exit_code_and_is_reported(orbital_family, mock_abacus, tmp_path):
     never = tmp_path / "never"
     never.mkdir()
-    wrapper = tmp_path / "abacus-never-converges"
     # a fresh flag file per run: every attempt is unconverged
-    wrapper.write_text(
-        f'#!/bin/bash\nMOCK_ABACUS_UNCONVERGED={never}/$$ exec {mock_executable(tmp_path, "abacus")} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    code = orm.InstalledCode(
-        label="abacus-never",
-        computer=mock_abacus.computer,
-        filepath_executable=str(wrapper),
-        default_calc_job_plugin="abacus.abacus",
-    ).store()
+    prelude = f"export MOCK_ABACUS_UNCONVERGED={never}/$$"
+    code = mock_code(mock_abacus.computer, tmp_path, "abacus", prelude, "abacus-never")
     builder = label_builder(code, {"bto": distorted_batio3()})
     builder.tolerated_failed_fraction = orm.Float(0.0)
     _, node = run_get_node(builder)
@@ -196,20 +182,8 @@ def test_relabel_recovers_a_frame_the_scf_remedies_could_not(daemon, orbital_fam
 
     runs = tmp_path / "runs"
     runs.mkdir()
-    wrapper = tmp_path / "abacus-needs-500-steps"
-    wrapper.write_text(
-        "#!/bin/bash\n"
-        "grep -q '^scf_nmax  *500$' INPUT || export "
-        f"MOCK_ABACUS_UNCONVERGED={runs}/$$\n"
-        f'exec {mock_executable(tmp_path, "abacus")} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    code = orm.InstalledCode(
-        label="abacus-500",
-        computer=mock_abacus.computer,
-        filepath_executable=str(wrapper),
-        default_calc_job_plugin="abacus.abacus",
-    ).store()
+    prelude = f"grep -q '^scf_nmax  *500$' INPUT || export MOCK_ABACUS_UNCONVERGED={runs}/$$"
+    code = mock_code(mock_abacus.computer, tmp_path, "abacus", prelude, "abacus-500")
     structures = {"bto": distorted_batio3(), "bcto": interleaved_solid_solution()}
     builder = label_builder(code, structures)
     builder.tolerated_failed_fraction = orm.Float(1.0)

@@ -18,7 +18,7 @@ from aiida_perovskite.engines import get_engine
 from aiida_perovskite.engines.atom_order import species_grouped_order
 from aiida_perovskite.workflows.label import LabelWorkChain
 from tests.helpers import cubic_batio3
-from tests.mock_engines import REPOSITORY, mock_executable
+from tests.mock_engines import REPOSITORY, mock_code
 from tests.mock_engines.potcars import write_fake_potcars
 from tests.mock_engines.reference import reference_labels, reference_virial
 
@@ -55,12 +55,7 @@ def potcar_family(aiida_profile, tmp_path):
 
 @pytest.fixture
 def mock_vasp(aiida_localhost, tmp_path):
-    return orm.InstalledCode(
-        label="mock-vasp",
-        computer=aiida_localhost,
-        filepath_executable=str(mock_executable(tmp_path, "vasp")),
-        default_calc_job_plugin="vasp.vasp",
-    ).store()
+    return mock_code(aiida_localhost, tmp_path, "vasp")
 
 
 def test_species_grouped_order_groups_by_first_appearance_and_is_undone_by_indexing():
