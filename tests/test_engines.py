@@ -83,3 +83,10 @@ def test_virial_of_a_hydrostatic_pressure_is_pressure_times_volume():
     expected = 64.0 / EV_PER_ANGSTROM3_IN_GPA * np.eye(3)
     np.testing.assert_allclose(virial_from_pressure(pressure_gpa, 64.0, EV_PER_ANGSTROM3_IN_GPA), expected)
     np.testing.assert_allclose(virial_from_pressure(10 * pressure_gpa, 64.0, EV_PER_ANGSTROM3_IN_KBAR), expected)
+
+
+def test_a_missing_code_is_rejected_at_submission():
+    builder = LabelWorkChain.get_builder()
+    builder.structures = {"bto": orm.StructureData(ase=cubic_batio3())}
+    with pytest.raises(ValueError, match="required value was not provided for 'code'"):
+        run_get_node(builder)

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 TEST_SETTINGS = {"settings": {"cutoff": 300, "rel_cutoff": 30, "kpoint_spacing": 0.8, "eps_scf": 1.0e-7}}
 OPTIONS = {"environment_variables": {"OMP_NUM_THREADS": "1"}}
 STEP = 0.01  # Å, finite-difference displacement
+STRAIN = 0.01  # traceless strain (δ, -δ/2, -δ/2) for the virial check
 
 SCF_ABORT = """\
  *** SCF run NOT converged ***
@@ -61,9 +62,10 @@ def cp2k_code(computer, path, label) -> orm.InstalledCode:
     ).store()
 
 
-def off_centre(dx: float = 0.0, a: float = 4.0) -> orm.StructureData:
+def off_centre(dx: float = 0.0, a: float = 4.0, strain: float = 0.0) -> orm.StructureData:
     atoms = cubic_batio3(a=a)
     atoms.positions[1] += [0.08 + dx, 0.03, 0.05]  # Ti off centre: non-zero forces
+    atoms.set_cell(atoms.cell[:] @ np.diag([1 + strain, 1 - strain / 2, 1 - strain / 2]), scale_atoms=True)
     return orm.StructureData(ase=atoms)
 
 
@@ -79,24 +81,33 @@ def label(code, structures, **inputs):
     return submit(builder)
 
 
-def test_three_frames_forces_and_a_finite_difference(daemon, aiida_localhost):
+def test_forces_and_virial_agree_with_finite_differences_of_cp2k_energies(daemon, aiida_localhost):
     code = cp2k_code(aiida_localhost, executable("cp2k.psmp"), "cp2k-real")
     structures = {"centre": off_centre(), "plus": off_centre(+STEP), "minus": off_centre(-STEP)}
+    structures |= {"strained": off_centre(strain=+STRAIN), "compressed": off_centre(strain=-STRAIN)}
     node = await_process(label(code, structures, max_concurrent=orm.Int(2)), timeout=1800)
     assert node.is_finished_ok, (node.exit_status, node.exit_message, node.exception)
     assert node.outputs.failures.get_dict() == {}
     data = node.outputs.training_set
-    assert data.nframes == 3
+    assert data.nframes == 5
     (frames,) = [frames for _, frames in data.iter_frames()]
     assert frames.virials is not None and np.all(np.isfinite(frames.virials))
     assert np.abs(frames.forces.sum(axis=1)).max() < 0.1  # eV/Å; the grid breaks translation invariance a little
 
-    order = sorted(structures)  # frames are stored in name order: centre, minus, plus
+    order = sorted(structures)  # frames are stored in name order
     energy = dict(zip(order, frames.energies, strict=True))
     force_ti_x = frames.forces[order.index("centre"), 1, 0]
     finite_difference = -(energy["plus"] - energy["minus"]) / (2 * STEP)
     assert force_ti_x == pytest.approx(finite_difference, abs=5e-3), (force_ti_x, finite_difference)
     assert abs(force_ti_x) > 0.05  # a real force, not zero against zero
+
+    # virial W = -dE/dε; for ε = (δ, -δ/2, -δ/2): -dE/dδ = W_xx - (W_yy + W_zz) / 2 (the sign and the
+    # GPa x volume conversion of the printed stress tensor, independent of any isotropic basis-set error)
+    virial = frames.virials[order.index("centre")]
+    from_stress = virial[0, 0] - (virial[1, 1] + virial[2, 2]) / 2
+    from_energies = -(energy["strained"] - energy["compressed"]) / (2 * STRAIN)
+    assert from_stress == pytest.approx(from_energies, rel=0.1, abs=0.01), (from_stress, from_energies)
+    assert abs(from_energies) > 0.05  # eV: a real anisotropic stress
 
     jobs = [child for child in node.called if child.base.extras.get("stage", None) == "label"]
     assert sorted(job.base.extras.get("frame") for job in jobs) == order
