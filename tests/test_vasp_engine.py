@@ -15,7 +15,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from aiida_perovskite.engines import get_engine
-from aiida_perovskite.engines.atom_order import species_grouped_order
+from aiida_perovskite.engines.atom_order import species_grouped_order, ungrouped
 from aiida_perovskite.workflows.label import LabelWorkChain
 from tests.helpers import cubic_batio3
 from tests.mock_engines import REPOSITORY, mock_code
@@ -62,9 +62,7 @@ def test_species_grouped_order_groups_by_first_appearance_and_is_undone_by_index
     symbols = ["Ba", "Ca", "Ba", "Ti", "O", "Ca", "O"]
     order = species_grouped_order(symbols)
     assert [symbols[i] for i in order] == ["Ba", "Ba", "Ca", "Ca", "Ti", "O", "O"]
-    grouped_values = np.arange(len(symbols))[order]
-    restored = np.empty(len(symbols), dtype=int)
-    restored[order] = grouped_values
+    restored = ungrouped(np.arange(len(symbols))[order], symbols)
     assert restored.tolist() == list(range(len(symbols)))
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
-from aiida_perovskite.engines.atom_order import species_grouped_order
-from aiida_perovskite.engines.base import LabelingEngine
-from aiida_perovskite.engines.kpoints import kpoint_mesh
+from aiida_perovskite.engines.atom_order import ungrouped
+from aiida_perovskite.engines.base import LabelingEngine, database_loaded, kpoints_from_spacing
 from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_KBAR, virial_from_pressure
 from aiida_perovskite.protocols import load_protocol
 
@@ -31,9 +29,7 @@ class AbacusEngine(LabelingEngine):
         return AbacusLabelWorkChain
 
     def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
-        from aiida.manage import get_manager
-
-        if get_manager().get_profile() is None:
+        if not database_loaded():
             return None
         family_label = load_protocol("abacus", protocol, overrides)["orbital_family"]
         try:
@@ -50,15 +46,13 @@ class AbacusEngine(LabelingEngine):
 
     def get_builder(self, code, structure, protocol=None, overrides=None, options=None):
         inputs = load_protocol("abacus", protocol, overrides)
-        kpoints = orm.KpointsData()
-        kpoints.set_kpoints_mesh(kpoint_mesh(structure.cell, inputs["kpoint_spacing"]))
         builder = self.process_class.get_builder()
         builder.abacus.code = code
         builder.abacus.structure = structure
         builder.abacus.pseudos = _orbital_family(inputs["orbital_family"]).get_pseudos(structure=structure)
         builder.abacus.parameters = orm.Dict(inputs["parameters"])
         builder.abacus.metadata.options = {**inputs["metadata"]["options"], **(options or {})}
-        builder.kpoints = kpoints
+        builder.kpoints = kpoints_from_spacing(structure.cell, inputs["kpoint_spacing"])
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         return builder
 
@@ -68,9 +62,7 @@ class AbacusEngine(LabelingEngine):
     def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
         misc = outputs["misc"].get_dict()
         atoms = structure.get_ase()
-        forces = np.empty((len(atoms), 3))
-        # STRU lists the atoms grouped by kind, in order of first appearance
-        forces[species_grouped_order(structure.get_site_kindnames())] = misc["final_forces"]
+        forces = ungrouped(misc["final_forces"], structure.get_site_kindnames())  # STRU groups the kinds
         virial = virial_from_pressure(misc["final_stress"], atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)
         return LabeledFrames.single(atoms, float(misc["total_energy"]), forces, virial)
 

@@ -11,7 +11,7 @@ from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
 
-__all__ = ("LabelingEngine", "get_engine", "registered_engines")
+__all__ = ("LabelingEngine", "database_loaded", "get_engine", "kpoints_from_spacing", "registered_engines")
 
 
 class LabelingEngine(abc.ABC):
@@ -76,6 +76,22 @@ class LabelingEngine(abc.ABC):
     @abc.abstractmethod
     def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
         """One labeled frame from ``label_outputs`` of the process that labeled ``structure``."""
+
+
+def kpoints_from_spacing(cell, spacing: float) -> orm.KpointsData:
+    """The Gamma-centred mesh of ``kpoint_mesh`` (1/Å, 2π included) as the plugins' KpointsData input."""
+    from aiida_perovskite.engines.kpoints import kpoint_mesh
+
+    kpoints = orm.KpointsData()
+    kpoints.set_kpoints_mesh(kpoint_mesh(cell, spacing))
+    return kpoints
+
+
+def database_loaded() -> bool:
+    """Whether an AiiDA profile is loaded, so that families of potentials can be looked up."""
+    from aiida.manage import get_manager
+
+    return get_manager().get_profile() is not None
 
 
 def registered_engines() -> dict[str, LabelingEngine]:

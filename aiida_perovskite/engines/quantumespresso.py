@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
-from aiida_perovskite.engines.base import LabelingEngine
-from aiida_perovskite.engines.kpoints import kpoint_mesh
+from aiida_perovskite.engines.base import LabelingEngine, database_loaded, kpoints_from_spacing
 from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_GPA, virial_from_pressure
 from aiida_perovskite.protocols import load_protocol
 
@@ -30,15 +29,14 @@ class QuantumEspressoEngine(LabelingEngine):
         return PwLabelWorkChain
 
     def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
-        from aiida.manage import get_manager
-
-        if get_manager().get_profile() is None:
+        if not database_loaded():
             return None
         inputs = load_protocol("qe", protocol, overrides)
+        elements = sorted(set(elements))
         try:
             family = _pseudo_family(inputs["pseudo_family"])
-            family.get_pseudos(elements=sorted(set(elements)))
-            _cutoffs(family, sorted(set(elements)), inputs)
+            family.get_pseudos(elements=elements)
+            _cutoffs(family, elements, inputs)
         except ValueError as exc:
             return str(exc)
         return None
@@ -50,15 +48,13 @@ class QuantumEspressoEngine(LabelingEngine):
         parameters = copy.deepcopy(inputs["parameters"])
         parameters["SYSTEM"].update(ecutwfc=ecutwfc, ecutrho=ecutrho)
         parameters["ELECTRONS"]["conv_thr"] = inputs["conv_thr_per_atom"] * len(structure.sites)
-        kpoints = orm.KpointsData()
-        kpoints.set_kpoints_mesh(kpoint_mesh(structure.cell, inputs["kpoint_spacing"]))
         builder = self.process_class.get_builder()
         builder.pw.code = code
         builder.pw.structure = structure
         builder.pw.parameters = orm.Dict(parameters)
         builder.pw.pseudos = family.get_pseudos(structure=structure)
         builder.pw.metadata.options = {**inputs["metadata"]["options"], **(options or {})}
-        builder.kpoints = kpoints
+        builder.kpoints = kpoints_from_spacing(structure.cell, inputs["kpoint_spacing"])
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         builder.clean_workdir = orm.Bool(True)
         return builder

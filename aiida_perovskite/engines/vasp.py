@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
-from aiida_perovskite.engines.atom_order import species_grouped_order
-from aiida_perovskite.engines.base import LabelingEngine
-from aiida_perovskite.engines.kpoints import kpoint_mesh
+from aiida_perovskite.engines.atom_order import species_grouped_order, ungrouped
+from aiida_perovskite.engines.base import LabelingEngine, database_loaded, kpoints_from_spacing
 from aiida_perovskite.engines.units import EV_PER_ANGSTROM3_IN_KBAR, virial_from_pressure
 from aiida_perovskite.protocols import load_protocol
 
@@ -47,12 +45,10 @@ class VaspEngine(LabelingEngine):
         inputs = load_protocol("vasp", protocol, overrides)
         atoms = structure.get_ase()
         grouped = atoms[species_grouped_order(atoms.get_chemical_symbols())]
-        kpoints = orm.KpointsData()
-        kpoints.set_kpoints_mesh(kpoint_mesh(atoms.cell[:], inputs["kpoint_spacing"]))
         builder = self.process_class.get_builder()
         builder.code = code
         builder.structure = structure if grouped == atoms else orm.StructureData(ase=grouped)
-        builder.kpoints = kpoints
+        builder.kpoints = kpoints_from_spacing(atoms.cell[:], inputs["kpoint_spacing"])
         builder.parameters = orm.Dict({"incar": inputs["parameters"]})
         builder.potential_family = orm.Str(inputs["potential_family"])
         builder.potential_mapping = orm.Dict({s: inputs["potential_mapping"][s] for s in set(grouped.symbols)})
@@ -67,8 +63,7 @@ class VaspEngine(LabelingEngine):
     def frame(self, structure: orm.StructureData, **outputs: orm.Data) -> LabeledFrames:
         misc = outputs["misc"].get_dict()
         atoms = structure.get_ase()
-        forces = np.empty((len(atoms), 3))
-        forces[species_grouped_order(atoms.get_chemical_symbols())] = misc["forces"]  # POSCAR order
+        forces = ungrouped(misc["forces"], atoms.get_chemical_symbols())  # POSCAR groups the species
         virial = virial_from_pressure(misc["stress"], atoms.get_volume(), EV_PER_ANGSTROM3_IN_KBAR)
         return LabeledFrames.single(atoms, misc["total_energies"][ENERGY_TYPE], forces, virial)
 
@@ -76,9 +71,8 @@ class VaspEngine(LabelingEngine):
 def _missing_potcars(family: str, symbols: set[str]) -> str | None:
     """Error if the stored POTCAR family lacks a symbol (checked only where a profile is loaded)."""
     from aiida.common.exceptions import NotExistent
-    from aiida.manage import get_manager
 
-    if get_manager().get_profile() is None:
+    if not database_loaded():
         return None
     from aiida_vasp.data.potcar import PotcarGroup
 

@@ -40,10 +40,10 @@ def validate_inputs(inputs, ctx) -> str | None:
 
 def check_engine_inputs(inputs, elements: set[str]) -> str | None:
     """The engine's code, protocol and overrides can label ``elements`` (shared with the wrappers)."""
-    engine = inputs.get("engine")
-    if engine is None or engine.value not in registered_engines() or get_engine(engine.value).missing_plugin():
+    name, engines = inputs.get("engine"), registered_engines()
+    engine = engines.get(name.value) if name is not None else None
+    if engine is None or engine.missing_plugin():
         return None  # the engine port's validator reports these
-    engine = get_engine(engine.value)
     if "code" in inputs and (error := engine.check_code(inputs["code"])):
         return error
     protocol = inputs["protocol"].value if "protocol" in inputs else None
