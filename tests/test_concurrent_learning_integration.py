@@ -185,7 +185,7 @@ def test_campaign_survives_sigkill_of_the_daemon_workers(uninterrupted, daemon):
     history, reference = node.outputs.history.get_list(), uninterrupted.outputs.history.get_list()
     assert [r["labeled"] for r in history] == [r["labeled"] for r in reference]
     jobs = [j for j in campaign_processes(node, stage="label") if j.process_label == "Cp2kLabelBaseWorkChain"]
-    keys = [(j.base.extras.get("iteration"), j.base.extras.get("frame")) for j in jobs]
+    keys = [(j.base.extras.get("iteration"), *j.base.extras.get("frames")) for j in jobs]
     assert len(keys) == len(set(keys)) == 2, keys  # no labeling job launched twice
     assert all(len(j.called) == 1 for j in jobs)  # and no CP2K calculation run twice
     assert node.outputs.training_set.nframes == init_data.outputs.training_set.nframes + 2

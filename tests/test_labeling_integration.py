@@ -13,7 +13,7 @@ from aiida.engine import submit
 
 from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain
-from aiida_perovskite.workflows.relabel import failed_labeling_jobs, relabel
+from aiida_perovskite.workflows.relabel import failed_frames, relabel
 from tests.conftest import await_process, executable
 from tests.helpers import cubic_batio3
 
@@ -110,7 +110,7 @@ def test_forces_and_virial_agree_with_finite_differences_of_cp2k_energies(daemon
     assert abs(from_energies) > 0.05  # eV: a real anisotropic stress
 
     jobs = [child for child in node.called if child.base.extras.get("stage", None) == "label"]
-    assert sorted(job.base.extras.get("frame") for job in jobs) == order
+    assert sorted(name for job in jobs for name in job.base.extras.get("frames")) == order
 
 
 def test_scf_failure_is_recovered_with_gentler_mixing(daemon, aiida_localhost, tmp_path):
@@ -146,13 +146,13 @@ def test_failures_above_tolerance_are_reported_and_relabel_recovers_them(daemon,
         f["exit_status"] == Cp2kLabelBaseWorkChain.exit_codes.ERROR_SCF_NOT_CONVERGED.status for f in failures.values()
     )
     assert node.outputs.training_set.nframes == 3
-    assert sorted(failed_labeling_jobs(node)) == ["hard_0", "hard_1"]
+    assert sorted(failed_frames(node)) == ["hard_0", "hard_1"]
 
     overrides = {"cp2k": {"parameters": {"FORCE_EVAL": {"DFT": {"SCF": {"MAX_SCF": 200}}}}}}
     merged, still_failed = relabel(node, overrides, timeout=1800)
     assert still_failed == {}
     assert merged.nframes == 5
-    assert failed_labeling_jobs(node) == {}
+    assert failed_frames(node) == {}
     assert {link.link_label for link in merged.creator.base.links.get_incoming().all()} == {"previous", "recovered"}
 
 

@@ -7,6 +7,7 @@ from aiida.engine import calcfunction
 
 from aiida_perovskite.analysis.frames import LabeledFrames, concatenate_frames
 from aiida_perovskite.data import TrainingSetData
+from aiida_perovskite.data.training_set import label_source_conflict
 
 __all__ = ("assemble_training_set", "frames_to_structures", "merge_training_sets")
 
@@ -18,10 +19,10 @@ def frames_to_structures(trajectory: orm.TrajectoryData) -> dict[str, orm.Struct
 
 
 @calcfunction
-def assemble_training_set(engine: orm.Str, **labels: orm.Data) -> TrainingSetData:
+def assemble_training_set(engine: orm.Str, label_source: orm.Dict, **labels: orm.Data) -> TrainingSetData:
     """The labeled frames as one TrainingSetData: ``structure__<name>`` with the outputs of the process that
-    labeled it (``<output>__<name>``, as the engine's ``label_outputs`` names them); frames with the same
-    atoms in the same order form one system."""
+    labeled it (``<output>__<name>``, as the engine's ``outcomes`` names them); frames with the same atoms in
+    the same order form one system. ``label_source``: the engine and level of theory of the labels."""
     from aiida_perovskite.engines import get_engine
 
     adapter = get_engine(engine.value)
@@ -31,15 +32,23 @@ def assemble_training_set(engine: orm.Str, **labels: orm.Data) -> TrainingSetDat
         outputs = {key.split("__", 1)[0]: node for key, node in labels.items() if key.endswith(f"__{name}")}
         structure = outputs.pop("structure")
         frames.append(adapter.frame(structure, **outputs))
-    return TrainingSetData(_group_by_atoms(frames), type_map=_type_map_of(frames))
+    return TrainingSetData(
+        _group_by_atoms(frames), type_map=_type_map_of(frames), label_sources=[label_source.get_dict()]
+    )
 
 
 @calcfunction
-def merge_training_sets(**training_sets: TrainingSetData) -> TrainingSetData:
+def merge_training_sets(
+    allow_mixed_levels: orm.Bool | None = None, **training_sets: TrainingSetData
+) -> TrainingSetData:
     """All frames of the inputs (in the order of their labels) as one TrainingSetData; systems with the same
-    atoms are joined."""
+    atoms are joined. Sets labeled at different levels of theory are refused unless ``allow_mixed_levels``."""
+    sources = [source for data in training_sets.values() for source in data.label_sources]
+    conflict = label_source_conflict(sources)
+    if conflict and not (allow_mixed_levels is not None and allow_mixed_levels.value):
+        raise ValueError(conflict)
     frames = [f for key in sorted(training_sets) for _, f in training_sets[key].iter_frames()]
-    return TrainingSetData(_group_by_atoms(frames), type_map=_type_map_of(frames))
+    return TrainingSetData(_group_by_atoms(frames), type_map=_type_map_of(frames), label_sources=sources)
 
 
 def _type_map_of(frames: list[LabeledFrames]) -> list[str]:

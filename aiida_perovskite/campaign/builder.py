@@ -145,6 +145,14 @@ def build_campaign(campaign: Campaign):
     if labeling.get("overrides"):
         builder.label.overrides = orm.Dict(labeling["overrides"])
     builder.label.options = dict(labeling.get("options", {}))
+    engine = get_engine(labeling["engine"])
+    try:
+        builder.label.engine_inputs = engine.engine_inputs_from_section(labeling, campaign.base_dir)
+    except ValueError as exc:
+        raise CampaignError(
+            f"labeling.{engine.section_keys[0] if engine.section_keys else 'engine'}", str(exc)
+        ) from exc
+    builder.allow_mixed_levels = orm.Bool(labeling.get("allow_mixed_levels", False))
     builder.label.max_concurrent = orm.Int(labeling.get("max_concurrent", 2))
     builder.label.tolerated_failed_fraction = orm.Float(labeling.get("tolerated_failed_fraction", 0.0))
     return builder

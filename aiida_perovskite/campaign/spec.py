@@ -56,6 +56,8 @@ LABELING_KEYS = (
     "options",
     "max_concurrent",
     "tolerated_failed_fraction",
+    "allow_mixed_levels",
+    "teacher",
 )
 BACKENDS = ("tensorflow", "pytorch")
 SELECTION_MODES = ("random", "max_deviation")
@@ -167,8 +169,10 @@ def parse_campaign(data: Any, base_dir: pathlib.Path | None = None) -> Campaign:
     _training(training)
     exploration = _section(data, "exploration", EXPLORATION_KEYS, defaults["exploration"], {"code": "lmp@localhost"})
     _exploration(exploration)
-    labeling = _section(data, "labeling", LABELING_KEYS, defaults["labeling"], {"code": "cp2k@localhost"})
-    _labeling(labeling)
+    given = data.get("labeling") or {}
+    engine = given.get("engine", defaults["labeling"]["engine"]) if isinstance(given, Mapping) else None
+    labeling = _section(data, "labeling", LABELING_KEYS, defaults["labeling"], {"code": f"{engine}@localhost"})
+    _labeling(labeling, base_dir)
 
     campaign = Campaign(
         name=name,
@@ -433,7 +437,7 @@ def _exploration(section: dict) -> None:
         _mapping(section.get(name, {}), f"exploration.{name}")
 
 
-def _labeling(section: dict) -> None:
+def _labeling(section: dict, base_dir: pathlib.Path) -> None:
     from aiida_perovskite.engines import registered_engines
 
     engines = registered_engines()
@@ -445,6 +449,12 @@ def _labeling(section: dict) -> None:
         raise CampaignError("labeling.engine", missing)
     _string(section["code"], "labeling.code")
     _check_protocol(section, "labeling", section["engine"])
+    engine = engines[section["engine"]]
+    for other in engines.values():
+        for key in sorted(set(section) & set(other.section_keys) - set(engine.section_keys)):
+            raise CampaignError(f"labeling.{key}", f"only the {other.name} engine takes it, not {engine.name!r}")
+    if "allow_mixed_levels" in section and not isinstance(section["allow_mixed_levels"], bool):
+        raise CampaignError("labeling.allow_mixed_levels", f"give true or false, got {section['allow_mixed_levels']!r}")
     _integer(section.get("max_concurrent", 1), "labeling.max_concurrent", minimum=1)
     tolerated = _number(
         section.get("tolerated_failed_fraction", 0.0), "labeling.tolerated_failed_fraction", positive=False
@@ -453,6 +463,8 @@ def _labeling(section: dict) -> None:
         raise CampaignError("labeling.tolerated_failed_fraction", f"must be in [0, 1], got {tolerated}")
     for name in ("overrides", "options"):
         _mapping(section.get(name, {}), f"labeling.{name}")
+    if problem := engine.check_section(section, base_dir):
+        raise CampaignError(*problem)
 
 
 def _elements_of(spec: SystemSpec, base_dir: pathlib.Path) -> set[str]:

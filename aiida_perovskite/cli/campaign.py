@@ -106,8 +106,11 @@ def _activity(node) -> list[str]:
         if process.pk == node.pk:
             continue
         extras = process.base.extras.all
+        if "frames" in extras:
+            frames = extras["frames"]
+            extras = {**extras, "frames": frames[0] if len(frames) == 1 else f"{frames[0]} +{len(frames) - 1}"}
         where = ", ".join(
-            f"{key} {extras[key]}" for key in ("iteration", "stage", "system", "frame", "temperature") if key in extras
+            f"{key} {extras[key]}" for key in ("iteration", "stage", "system", "frames", "temperature") if key in extras
         )
         lines.append(f"  {process.process_label}<{process.pk}> {process.process_state.value} ({where})")
     return lines

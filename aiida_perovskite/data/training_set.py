@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiida.orm import Data
 
 from aiida_perovskite.analysis.frames import FrameValidationError, LabeledFrames, validate_type_map
 
-__all__ = ("TrainingSetData", "TrainingSetValidationError")
+__all__ = ("TrainingSetData", "TrainingSetValidationError", "label_source_conflict")
 
 EXPORT_FORMATS = ("deepmd/npy", "deepmd/hdf5", "extxyz")
 
@@ -30,11 +30,19 @@ class TrainingSetValidationError(ValueError):
 class TrainingSetData(Data):
     """One or more DeePMD systems of labeled frames (energy, forces, optional virial)."""
 
-    def __init__(self, systems: Sequence[LabeledFrames], type_map: Sequence[str] | None = None, **kwargs):
+    def __init__(
+        self,
+        systems: Sequence[LabeledFrames],
+        type_map: Sequence[str] | None = None,
+        label_sources: Iterable[Mapping[str, str]] = (),
+        **kwargs,
+    ):
         """Validate ``systems`` against one ``type_map`` and write them to the repository.
 
         :param systems: frame blocks; each one's ``atom_types`` index into ``type_map``.
         :param type_map: element of each atom type; defaults to the type_map of the first system.
+        :param label_sources: where the labels come from (``engine``, ``method``, ``details`` each); empty when
+            unknown (data imported from files).
         :raises TrainingSetValidationError: on an empty set, inconsistent shapes, non-finite numbers or an
             unknown element. The node is then not created.
         """
@@ -73,6 +81,8 @@ class TrainingSetData(Data):
             ],
         )
         self.base.attributes.set("nframes", int(sum(system.nframes for system in systems)))
+        sources = {tuple(sorted(dict(source).items())) for source in label_sources}
+        self.base.attributes.set("label_sources", [dict(source) for source in sorted(sources)])
 
     @classmethod
     def from_dpdata(cls, systems, type_map: Sequence[str] | None = None, **kwargs) -> TrainingSetData:
@@ -106,6 +116,11 @@ class TrainingSetData(Data):
     @property
     def nframes(self) -> int:
         return int(self.base.attributes.get("nframes"))
+
+    @property
+    def label_sources(self) -> list[dict[str, str]]:
+        """Where the labels come from (engine, method, details); empty when unknown."""
+        return [dict(source) for source in self.base.attributes.get("label_sources", [])]
 
     def get_frames(self, name: str) -> LabeledFrames:
         """Read one stored system back as arrays."""
@@ -152,6 +167,21 @@ class TrainingSetData(Data):
         else:
             raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
         return path
+
+
+def label_source_conflict(sources: Iterable[Mapping[str, str]]) -> str | None:
+    """Why labels from ``sources`` cannot be trained on together (their energies are not comparable: another
+    functional, code, pseudopotential or teacher shifts them), or None when there is at most one source."""
+    distinct = {tuple(sorted(dict(source).items())) for source in sources}
+    if len(distinct) <= 1:
+        return None
+    described = "; ".join(
+        f"{values['engine']} {values['method']} ({values['details']})" for values in map(dict, sorted(distinct))
+    )
+    return (
+        f"the labels come from {len(distinct)} different levels of theory ({described}): their energies are not "
+        "comparable; label everything with one engine and method, or allow mixed levels explicitly"
+    )
 
 
 def _union_type_map(type_maps: Iterable[Sequence[str]]) -> list[str]:

@@ -28,7 +28,7 @@ class AbacusEngine(LabelingEngine):
 
         return AbacusLabelWorkChain
 
-    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None, engine_inputs=None) -> str | None:
         if not database_loaded():
             return None
         family_label = load_protocol("abacus", protocol, overrides)["orbital_family"]
@@ -55,6 +55,11 @@ class AbacusEngine(LabelingEngine):
         builder.kpoints = kpoints_from_spacing(structure.cell, inputs["kpoint_spacing"])
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         return builder
+
+    def label_source(self, protocol=None, overrides=None, engine_inputs=None) -> dict[str, str]:
+        inputs = load_protocol("abacus", protocol, overrides)
+        method = inputs["parameters"]["input"]["dft_functional"].upper()
+        return {"engine": self.name, "method": method, "details": f"LCAO {inputs['orbital_family']}"}
 
     def label_outputs(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
         return {"misc": node.outputs.misc}

@@ -11,6 +11,7 @@ from aiida import orm
 from aiida_perovskite.analysis.frames import LabeledFrames
 from aiida_perovskite.engines.base import LabelingEngine
 from aiida_perovskite.engines.cp2k_input import BasisLookupError, basis_and_potential, read_labeled_frame
+from aiida_perovskite.protocols import load_protocol
 
 __all__ = ("Cp2kEngine",)
 
@@ -28,7 +29,7 @@ class Cp2kEngine(LabelingEngine):
 
         return Cp2kLabelBaseWorkChain
 
-    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None, engine_inputs=None) -> str | None:
         problems = []
         for element in sorted(set(elements)):
             try:
@@ -42,6 +43,10 @@ class Cp2kEngine(LabelingEngine):
         if options:
             overrides.setdefault("metadata", {}).setdefault("options", {}).update(options)
         return self.process_class.get_builder_from_protocol(code, structure, protocol, overrides)
+
+    def label_source(self, protocol=None, overrides=None, engine_inputs=None) -> dict[str, str]:
+        settings = load_protocol("cp2k", protocol, overrides)["settings"]
+        return {"engine": self.name, "method": settings["functional"], "details": "GTH-PBE, DZVP-MOLOPT-SR-GTH"}
 
     def label_outputs(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
         return {"retrieved": node.outputs.retrieved}

@@ -28,7 +28,7 @@ class QuantumEspressoEngine(LabelingEngine):
 
         return PwLabelWorkChain
 
-    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None, engine_inputs=None) -> str | None:
         if not database_loaded():
             return None
         inputs = load_protocol("qe", protocol, overrides)
@@ -58,6 +58,11 @@ class QuantumEspressoEngine(LabelingEngine):
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         builder.clean_workdir = orm.Bool(True)
         return builder
+
+    def label_source(self, protocol=None, overrides=None, engine_inputs=None) -> dict[str, str]:
+        inputs = load_protocol("qe", protocol, overrides)
+        method = inputs["parameters"].get("SYSTEM", {}).get("input_dft", "of the pseudopotentials")
+        return {"engine": self.name, "method": str(method), "details": f"pseudopotentials {inputs['pseudo_family']}"}
 
     def label_outputs(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
         return {

@@ -15,6 +15,7 @@ from aiida_perovskite.protocols import load_protocol
 
 __all__ = ("VaspEngine",)
 
+GGA_TAGS = {"PE": "PBE", "PS": "PBEsol", "RP": "RPBE", "91": "PW91", "AM": "AM05"}  # INCAR GGA -> name
 ENERGY_TYPE = "energy_free"  # VASP's TOTEN: the energy whose derivatives are the printed forces and stress
 
 
@@ -30,7 +31,7 @@ class VaspEngine(LabelingEngine):
 
         return VaspLabelWorkChain
 
-    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None) -> str | None:
+    def check_elements(self, elements: Iterable[str], protocol=None, overrides=None, engine_inputs=None) -> str | None:
         inputs = load_protocol("vasp", protocol, overrides)
         mapping = inputs["potential_mapping"]
         unmapped = sorted(set(elements) - set(mapping))
@@ -56,6 +57,13 @@ class VaspEngine(LabelingEngine):
         builder.max_iterations = orm.Int(inputs["max_iterations"])
         builder.calc.metadata.options = {**inputs["metadata"]["options"], **(options or {})}
         return builder
+
+    def label_source(self, protocol=None, overrides=None, engine_inputs=None) -> dict[str, str]:
+        inputs = load_protocol("vasp", protocol, overrides)
+        parameters = inputs["parameters"]
+        gga = str(parameters.get("gga", "PE")).upper()
+        method = str(parameters["metagga"]).upper() if "metagga" in parameters else GGA_TAGS.get(gga, gga)
+        return {"engine": self.name, "method": method, "details": f"PAW {inputs['potential_family']}"}
 
     def label_outputs(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
         return {"misc": node.outputs.misc}

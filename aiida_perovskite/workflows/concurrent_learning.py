@@ -18,9 +18,10 @@ from aiida_perovskite.calcfunctions.training_sets import merge_training_sets
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.campaign.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
+from aiida_perovskite.data.training_set import label_source_conflict
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
-from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs
+from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs, label_source_of
 from aiida_perovskite.workflows.tags import tag_child
 from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
 
@@ -110,7 +111,13 @@ def validate_inputs(inputs, _) -> str | None:
         if error:
             return error
     elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
-    return check_engine_inputs(inputs["label"], elements)
+    if error := check_engine_inputs(inputs["label"], elements):
+        return error
+    if has_data and not inputs["allow_mixed_levels"].value:
+        sources = [*inputs["training_set"].label_sources, label_source_of(inputs["label"])]
+        if conflict := label_source_conflict(sources):
+            return f"the initial training set and the labeling engine disagree: {conflict} (allow_mixed_levels)"
+    return None
 
 
 class ConcurrentLearningWorkChain(WorkChain):
@@ -139,6 +146,13 @@ class ConcurrentLearningWorkChain(WorkChain):
         spec.input("max_iterations", valid_type=orm.Int, validator=validate_positive, help="Of the whole campaign.")
         spec.input("seed", valid_type=orm.Int, help="The campaign seed: every other seed derives from it.")
         spec.input("training_set", valid_type=TrainingSetData, required=False, help="Initial labeled data.")
+        spec.input(
+            "allow_mixed_levels",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="Allow training on labels of different levels of theory (e.g. teacher + DFT): their energies are "
+            "not comparable, so this is refused unless asked for.",
+        )
         spec.expose_inputs(
             InitDataWorkChain,
             namespace="init_data",
@@ -365,7 +379,11 @@ class ConcurrentLearningWorkChain(WorkChain):
             nodes["failures"] = labeling.outputs.failures
             if "training_set" in labeling.outputs:
                 nodes["labeled"] = labeling.outputs.training_set
-                self.ctx.training_set = merge_training_sets(existing=self.ctx.training_set, labeled=nodes["labeled"])
+                self.ctx.training_set = merge_training_sets(
+                    existing=self.ctx.training_set,
+                    labeled=nodes["labeled"],
+                    allow_mixed_levels=self.inputs.allow_mixed_levels,
+                )
         decided = check_convergence(
             schedule=self.inputs.schedule,
             progress=self.ctx.progress,

@@ -1,4 +1,5 @@
-"""``perovskite.label``: label structures with a DFT engine; report every failure, never drop one silently."""
+"""``perovskite.label``: label structures with an engine (DFT, or a teacher that labels batches); report every
+failure, never drop one silently."""
 
 from __future__ import annotations
 
@@ -39,23 +40,40 @@ def validate_inputs(inputs, ctx) -> str | None:
 
 
 def check_engine_inputs(inputs, elements: set[str]) -> str | None:
-    """The engine's code, protocol and overrides can label ``elements`` (shared with the wrappers)."""
+    """The engine's code, protocol, overrides and engine inputs can label ``elements`` (shared with the
+    wrappers)."""
     name, engines = inputs.get("engine"), registered_engines()
     engine = engines.get(name.value) if name is not None else None
     if engine is None or engine.missing_plugin():
         return None  # the engine port's validator reports these
     if "code" in inputs and (error := engine.check_code(inputs["code"])):
         return error
-    protocol = inputs["protocol"].value if "protocol" in inputs else None
-    overrides = inputs["overrides"].get_dict() if "overrides" in inputs else None
+    engine_inputs = dict(inputs.get("engine_inputs", {}))
+    if error := engine.check_engine_inputs(engine_inputs):
+        return error
+    protocol, overrides = engine_settings(inputs)
     try:
-        return engine.check_elements(elements, protocol, overrides)
+        return engine.check_elements(elements, protocol, overrides, engine_inputs)
     except ValueError as exc:  # an unknown protocol
         return str(exc)
 
 
+def engine_settings(inputs) -> tuple[str | None, dict | None]:
+    """The protocol name and overrides of a LabelWorkChain's inputs (or of a wrapper's ``label`` namespace)."""
+    protocol = inputs["protocol"].value if "protocol" in inputs else None
+    overrides = inputs["overrides"].get_dict() if "overrides" in inputs else None
+    return protocol, overrides
+
+
+def label_source_of(inputs) -> dict[str, str]:
+    """Where the labels of a LabelWorkChain with these inputs come from (engine, method, details)."""
+    protocol, overrides = engine_settings(inputs)
+    return get_engine(inputs["engine"].value).label_source(protocol, overrides, dict(inputs.get("engine_inputs", {})))
+
+
 class LabelWorkChain(WorkChain):
-    """Label every structure with one engine, at most ``max_concurrent`` at a time."""
+    """Label every structure with one engine in batches of the engine's size (1 for DFT), at most
+    ``max_concurrent`` processes at a time."""
 
     @classmethod
     def define(cls, spec):
@@ -72,6 +90,13 @@ class LabelWorkChain(WorkChain):
         spec.input("code", valid_type=orm.AbstractCode, help="The engine's code.")
         spec.input("protocol", valid_type=orm.Str, required=False, help="The engine's protocol.")
         spec.input("overrides", valid_type=orm.Dict, required=False, help="Overrides of the engine's protocol.")
+        spec.input_namespace(
+            "engine_inputs",
+            valid_type=orm.Data,
+            dynamic=True,
+            required=False,
+            help="Nodes every job of the engine takes (the teacher's identity and model).",
+        )
         spec.input("options", valid_type=dict, non_db=True, default=lambda: {}, help="metadata.options of the jobs.")
         spec.input("max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(2))
         spec.input(
@@ -105,68 +130,69 @@ class LabelWorkChain(WorkChain):
                 structures[frame] = frames[key]
                 self.ctx.sources[frame] = name
         self.ctx.structures = structures
-        self.ctx.pending = sorted(structures)
-        self.ctx.done = {}
+        protocol, overrides = engine_settings(self.inputs)
+        size = get_engine(self.inputs.engine.value).batch_size(protocol, overrides)
+        names = sorted(structures)
+        self.ctx.pending = [names[start : start + size] for start in range(0, len(names), size)]
+        self.ctx.jobs = []
 
     def more_to_launch(self):
         return bool(self.ctx.pending)
 
     def launch_batch(self):
         engine = get_engine(self.inputs.engine.value)
-        batch, self.ctx.pending = (
-            self.ctx.pending[: self.inputs.max_concurrent.value],
-            self.ctx.pending[self.inputs.max_concurrent.value :],
-        )
+        protocol, overrides = engine_settings(self.inputs)
+        count = self.inputs.max_concurrent.value
+        launching, self.ctx.pending = self.ctx.pending[:count], self.ctx.pending[count:]
         calls = {}
-        for name in batch:
-            builder = engine.get_builder(
+        for names in launching:
+            builder = engine.get_batch_builder(
                 self.inputs.code,
-                self.ctx.structures[name],
-                self.inputs.protocol.value if "protocol" in self.inputs else None,
-                self.inputs.overrides.get_dict() if "overrides" in self.inputs else None,
+                {name: self.ctx.structures[name] for name in names},
+                protocol,
+                overrides,
                 dict(self.inputs.options),
+                dict(self.inputs.get("engine_inputs", {})),
             )
-            builder.metadata.call_link_label = f"label_{name}"
+            builder.metadata.call_link_label = f"label_{names[0]}"
             node = self.submit(builder)
-            source = {"system": self.ctx.sources[name]} if name in self.ctx.sources else {}
-            tag_child(self.node, node, stage="label", frame=name, engine=engine.name, **source)
-            calls[f"label__{name}"] = node
-        self.ctx.batch = batch
+            systems = sorted({self.ctx.sources[name] for name in names if name in self.ctx.sources})
+            source = {"system": systems[0]} if len(systems) == 1 else {}
+            tag_child(self.node, node, stage="label", frames=names, engine=engine.name, **source)
+            calls[f"label__{len(self.ctx.jobs) + len(calls)}"] = node
+        self.ctx.launched = sorted(calls)
         return ToContext(**calls)
 
     def inspect_batch(self):
-        for name in self.ctx.batch:
-            self.ctx.done[name] = self.ctx[f"label__{name}"]
+        self.ctx.jobs.extend(self.ctx[key].pk for key in self.ctx.launched)
 
     def collect(self):
         engine = get_engine(self.inputs.engine.value)
         labels, failures = {}, {}
-        for name, node in sorted(self.ctx.done.items()):
-            if node.is_finished_ok:
+        for pk in self.ctx.jobs:
+            node = orm.load_node(pk)
+            names = node.base.extras.get("frames")
+            labeled, failed = engine.outcomes(node, names)
+            for name, outputs in labeled.items():
                 labels[f"structure__{name}"] = self.ctx.structures[name]
-                labels.update({f"{key}__{name}": value for key, value in engine.label_outputs(node).items()})
-            else:
-                failures[name] = {
-                    "pk": node.pk,
-                    "system": self.ctx.sources.get(name, name),
-                    "exit_status": node.exit_status,
-                    "message": node.exit_message
-                    or ("excepted" if node.is_excepted else "killed" if node.is_killed else ""),
-                }
-                self.report(f"frame {name}: {node.process_label}<{node.pk}> failed ({failures[name]['message']})")
+                labels.update({f"{key}__{name}": value for key, value in outputs.items()})
+            for name, failure in failed.items():
+                failures[name] = {"pk": node.pk, "system": self.ctx.sources.get(name, name), **failure}
+                self.report(f"frame {name}: {node.process_label}<{node.pk}> failed ({failure['message']})")
         if labels:
-            self.out("training_set", assemble_training_set(engine=self.inputs.engine, **labels))
+            source = orm.Dict(label_source_of(self.inputs))
+            self.out("training_set", assemble_training_set(engine=self.inputs.engine, label_source=source, **labels))
         self.out("failures", orm.Dict(failures).store())
         self.ctx.failed = len(failures)
-        self.report(f"labeled {len(self.ctx.done) - len(failures)} of {len(self.ctx.done)} frames")
+        self.ctx.total = len(self.ctx.structures)
+        self.report(f"labeled {self.ctx.total - len(failures)} of {self.ctx.total} frames")
 
     def too_many_failures(self):
-        total = len(self.ctx.done)
-        return self.ctx.failed > self.inputs.tolerated_failed_fraction.value * total
+        return self.ctx.failed > self.inputs.tolerated_failed_fraction.value * self.ctx.total
 
     def fail(self):
         return self.exit_codes.ERROR_TOO_MANY_FAILURES.format(
-            failed=self.ctx.failed, total=len(self.ctx.done), tolerated=self.inputs.tolerated_failed_fraction.value
+            failed=self.ctx.failed, total=self.ctx.total, tolerated=self.inputs.tolerated_failed_fraction.value
         )
 
 

@@ -12,16 +12,23 @@ from aiida.engine import submit
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, merge_training_sets
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine
+from aiida_perovskite.workflows.label import label_source_of
 
-__all__ = ("apply_overrides", "failed_labeling_jobs", "relabel", "relabel_campaign", "rerun_failed")
+__all__ = ("apply_overrides", "failed_frames", "relabel", "relabel_campaign", "rerun_failed")
 
 
-def failed_labeling_jobs(label: orm.WorkChainNode) -> dict[str, orm.ProcessNode]:
-    """The labeling processes of ``label`` that did not finish ok, by frame name (the newest attempt only)."""
+def failed_frames(label: orm.WorkChainNode) -> dict[str, orm.ProcessNode]:
+    """The frames of ``label`` whose newest labeling attempt failed, with that attempt's process."""
+    engine = get_engine(label.inputs.engine.value)
     latest: dict[str, orm.ProcessNode] = {}
     for node in sorted(_labeling_jobs(label), key=lambda n: n.ctime):
-        latest[node.base.extras.get("frame")] = node
-    return {name: node for name, node in latest.items() if not node.is_finished_ok}
+        latest.update({name: node for name in node.base.extras.get("frames", [])})
+    failed = {}
+    for node in {node.pk: node for node in latest.values()}.values():
+        names = [name for name, job in latest.items() if job.pk == node.pk]
+        if node.is_terminated:
+            failed.update({name: node for name in engine.outcomes(node, names)[1]})
+    return failed
 
 
 def _labeling_jobs(label: orm.WorkChainNode) -> list[orm.ProcessNode]:
@@ -49,32 +56,42 @@ def rerun_failed(
     timeout: float = 24 * 3600,
     poll: float = 2.0,
 ) -> tuple[TrainingSetData | None, dict[str, orm.ProcessNode]]:
-    """Re-run every failed labeling job of ``label`` from ``get_builder_restart()`` with ``overrides`` (through
-    the daemon) and wait for them. Returns the frames they recovered (None if none) and the jobs that failed
-    again."""
+    """Label again every failed frame of ``label``: one process per failed process (a teacher batch is re-run
+    with its failed frames only), built from ``get_builder_restart()`` with ``overrides``, through the daemon.
+    Returns the frames recovered (None if none) and, per frame that failed again, its process."""
     engine = get_engine(label.inputs.engine.value)
-    retries = {}
-    for name, node in failed_labeling_jobs(label).items():
-        builder = node.get_builder_restart()
+    by_job: dict[int, list[str]] = {}
+    jobs = {}
+    for name, node in failed_frames(label).items():
+        by_job.setdefault(node.pk, []).append(name)
+        jobs[node.pk] = node
+    retries = []
+    for pk, names in by_job.items():
+        node = jobs[pk]
+        builder = engine.restart_builder(node, names)
         apply_overrides(builder, overrides)
         retry = submit(builder)
-        retry.base.extras.set_many({**node.base.extras.all, "relabel_of": node.uuid, "relabel_of_workflow": label.uuid})
-        retries[name] = retry
+        extras = {**node.base.extras.all, "frames": names, "relabel_of": node.uuid, "relabel_of_workflow": label.uuid}
+        retry.base.extras.set_many(extras)
+        retries.append((retry, names))
     deadline = time.monotonic() + timeout
-    while not all(node.is_terminated for node in retries.values()):
+    while not all(node.is_terminated for node, _ in retries):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"relabeling jobs still running after {timeout} s: {list(retries)}")
+            raise TimeoutError(f"relabeling jobs still running after {timeout} s: {[n.pk for n, _ in retries]}")
         time.sleep(poll)
 
-    recovered = {name: node for name, node in retries.items() if node.is_finished_ok}
-    still_failed = {name: node for name, node in retries.items() if not node.is_finished_ok}
-    if not recovered:
-        return None, still_failed
     labels: dict[str, orm.Data] = {}
-    for name, node in recovered.items():
-        labels[f"structure__{name}"] = _labeled_structure(node)
-        labels.update({f"{key}__{name}": value for key, value in engine.label_outputs(node).items()})
-    return assemble_training_set(engine=label.inputs.engine, **labels), still_failed
+    still_failed: dict[str, orm.ProcessNode] = {}
+    for node, names in retries:
+        labeled, failed = engine.outcomes(node, names)
+        still_failed.update({name: node for name in failed})
+        for name, outputs in labeled.items():
+            labels[f"structure__{name}"] = _labeled_structure(node, name)
+            labels.update({f"{key}__{name}": value for key, value in outputs.items()})
+    if not labels:
+        return None, still_failed
+    source = orm.Dict(label_source_of(label.inputs))
+    return assemble_training_set(engine=label.inputs.engine, label_source=source, **labels), still_failed
 
 
 def relabel(
@@ -117,12 +134,12 @@ def relabel_campaign(
     for index, label in enumerate(campaign_processes(campaign)):
         if label.process_label != "LabelWorkChain":
             continue
-        failed_jobs = failed_labeling_jobs(label)
-        if not failed_jobs:
+        failed = failed_frames(label)
+        if not failed:
             continue
         report(
-            f"LabelWorkChain<{label.pk}> (iteration {label.base.extras.get('iteration', '?')}): re-running "
-            f"{len(failed_jobs)} failed job(s)"
+            f"LabelWorkChain<{label.pk}> (iteration {label.base.extras.get('iteration', '?')}): labeling "
+            f"{len(failed)} failed frame(s) again"
         )
         recovered, failed = rerun_failed(label, overrides, timeout, poll)
         still_failed.update({f"{label.pk}:{name}": node for name, node in failed.items()})
@@ -135,8 +152,13 @@ def relabel_campaign(
     return merge_training_sets(**base, **recovered_sets), count, still_failed
 
 
-def _labeled_structure(node: orm.ProcessNode) -> orm.StructureData:
-    """The structure a labeling process was given (the first StructureData among its inputs)."""
-    for link in node.base.links.get_incoming(node_class=orm.StructureData).all():
-        return link.node
-    raise ValueError(f"process <{node.pk}> has no structure input")
+def _labeled_structure(node: orm.ProcessNode, name: str) -> orm.StructureData:
+    """The structure of frame ``name`` that a labeling process was given: its one StructureData input, or the
+    one of a batch whose link label ends in the frame name."""
+    links = node.base.links.get_incoming(node_class=orm.StructureData).all()
+    if len(links) == 1:
+        return links[0].node
+    for link in links:
+        if link.link_label.endswith(f"__{name}"):
+            return link.node
+    raise ValueError(f"process <{node.pk}> has no structure input for frame {name!r}")

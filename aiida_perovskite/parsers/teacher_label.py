@@ -1,0 +1,66 @@
+"""Parser of ``perovskite.teacher.label``: the labels of the frames that passed, the reason for each other.
+
+A frame that the job neither labeled nor rejected (it ended first, e.g. at its walltime) is a failure too:
+no frame is dropped without a reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.parsers import Parser
+
+from aiida_perovskite.teachers.batch import FAILURES_FILE, LABELS_FILE, STATUS_FILE, read_labels
+
+__all__ = ("TeacherLabelParser",)
+
+FATAL_REASONS = {
+    "package_missing": "ERROR_TEACHER_NOT_INSTALLED",
+    "unknown_kind": "ERROR_TEACHER_NOT_INSTALLED",
+    "checkpoint_missing": "ERROR_CHECKPOINT_MISSING",
+    "download_needed": "ERROR_CHECKPOINT_MISSING",
+    "checkpoint_mismatch": "ERROR_CHECKPOINT_MISMATCH",
+    "checkpoint_corrupt": "ERROR_CHECKPOINT_CORRUPT",
+}
+NOT_REACHED = "not labeled before the job ended (walltime or crash): relabel it"
+
+
+class TeacherLabelParser(Parser):
+    def parse(self, **kwargs):
+        files = set(self.retrieved.base.repository.list_object_names())
+        read = self.retrieved.base.repository.get_object_content
+        status = json.loads(read(STATUS_FILE)) if STATUS_FILE in files else {}
+        if status and not status.get("ok", False):
+            name = FATAL_REASONS.get(status.get("reason"), "ERROR_TEACHER_NOT_INSTALLED")
+            return self.exit_codes[name].format(message=status.get("message", ""))
+        if LABELS_FILE not in files or FAILURES_FILE not in files:
+            return self.exit_codes.ERROR_NO_OUTPUT.format(filename=LABELS_FILE)
+        try:
+            batch = read_labels(read(LABELS_FILE, mode="rb"), read(FAILURES_FILE))
+        except (OSError, ValueError, KeyError) as exc:
+            return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(message=str(exc))
+
+        structures = self.node.inputs.structures
+        failures = dict(batch.failures)
+        for name in sorted(set(structures) - set(batch.names) - set(failures)):
+            failures[name] = NOT_REACHED
+        if batch.names:
+            labels = orm.ArrayData()
+            labels.set_array("names", np.array(batch.names))
+            labels.set_array("uuids", np.array([structures[name].uuid for name in batch.names]))
+            labels.set_array("energies", np.array(batch.energies))
+            labels.set_array("natoms", np.array([len(forces) for forces in batch.forces]))
+            labels.set_array("forces", np.concatenate(batch.forces))
+            labels.set_array("virials", np.array(batch.virials).reshape(-1, 3, 3))
+            self.out("labels", labels)
+        self.out("failures", orm.Dict(failures))
+        if "load_seconds" in status:
+            self.out("timings", orm.Dict({key: status[key] for key in ("load_seconds", "label_seconds")}))
+        if failures:
+            first = next(iter(sorted(failures.items())))
+            return self.exit_codes.ERROR_FRAMES_FAILED.format(
+                failed=len(failures), total=len(structures), first=f"{first[0]}: {first[1]}"
+            )
+        return None

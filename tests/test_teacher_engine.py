@@ -1,0 +1,289 @@
+"""The teacher labeling engine with the real SevenNet checkpoints of the sevenn wheel and real DeePMD models:
+identities and refusals, finite-difference checks of forces and virial through the CalcJob, per-frame
+failures, the DeePMD path against `dp test`, and an extra teacher added through the entry-point group."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+
+from aiida_perovskite.calculations.teacher_label import TeacherLabelCalculation
+from aiida_perovskite.engines import get_engine
+from aiida_perovskite.engines.teacher import teacher_inputs
+from aiida_perovskite.teachers import TeacherError, describe_teacher, file_sha256
+from aiida_perovskite.teachers.batch import FrameChecks, label_batch
+from aiida_perovskite.workflows.label import LabelWorkChain
+from tests.conftest import executable
+from tests.helpers import cubic_batio3
+
+CHECKS = {"min_distance": 0.5, "max_force": 50.0, "max_energy_deviation": 5.0}
+MF0 = {"kind": "sevenn", "model": "7net-mf-0", "modal": "R2SCAN"}
+TEST_TEACHERS = pathlib.Path(__file__).parent / "teacher_plugins"
+
+
+@pytest.fixture
+def teacher_code(aiida_localhost):
+    return orm.InstalledCode(
+        label="teacher",
+        computer=aiida_localhost,
+        filepath_executable=str(executable("perovskite-teacher")),
+        default_calc_job_plugin="perovskite.teacher.label",
+    ).store()
+
+
+def off_centre(shift: float = 0.1, a: float = 4.0):
+    """Cubic BaTiO3 with Ti displaced along x: a real, non-zero force on every atom type."""
+    atoms = cubic_batio3(a)
+    atoms.positions[1, 0] += shift
+    return atoms
+
+
+def label_with_teacher(code, frames: dict, inputs: dict, **settings):
+    builder = TeacherLabelCalculation.get_builder()
+    builder.code = code
+    builder.structures = {name: orm.StructureData(ase=atoms) for name, atoms in frames.items()}
+    builder.teacher = inputs["teacher"]
+    if "model" in inputs:
+        builder.model = inputs["model"]
+    builder.settings = orm.Dict({"checks": CHECKS, "threads": 1, **settings})
+    builder.metadata.options = {"resources": {"num_machines": 1}, "withmpi": False}
+    _, node = run_get_node(builder)
+    return node
+
+
+def frame_labels(node) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    labels = node.outputs.labels
+    offsets = np.concatenate([[0], np.cumsum(labels.get_array("natoms"))])
+    forces = labels.get_array("forces")
+    return {
+        str(name): (float(energy), forces[offsets[row] : offsets[row + 1]], virial)
+        for row, (name, energy, virial) in enumerate(
+            zip(labels.get_array("names"), labels.get_array("energies"), labels.get_array("virials"), strict=True)
+        )
+    }
+
+
+def test_the_identity_of_a_shipped_checkpoint_names_package_version_file_hash_and_modal():
+    import sevenn
+
+    identity = describe_teacher(MF0)
+    assert identity["package"] == "sevenn" and identity["version"] == sevenn.__version__
+    assert identity["shipped"] and identity["file"] == "checkpoint_sevennet_mf_0.pth"
+    shipped = pathlib.Path(sevenn.__file__).parent / "pretrained_potentials" / "SevenNet_MF_0" / identity["file"]
+    assert identity["sha256"] == file_sha256(shipped)
+    assert identity["modal"] == "R2SCAN" and identity["level_of_theory"].startswith("r2SCAN")
+    assert {"Ba", "Ca", "Sn", "Ti", "O", "Pb", "Sr"} <= set(identity["elements"])
+    pbe = describe_teacher({**MF0, "modal": "PBE"})
+    assert pbe["sha256"] == identity["sha256"] and pbe["level_of_theory"].startswith("PBE")
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason", "message"),
+    [
+        ({"kind": "sevenn", "model": "7net-omat"}, "download_needed", "would download it at run time, which this"),
+        ({"kind": "sevenn", "model": "7net-mf-0"}, "invalid", "give modal, one of R2SCAN, PBE"),
+        ({**MF0, "modal": "r2scan"}, "invalid", "got 'r2scan'"),
+        ({"kind": "sevenn", "model": "/no/such/checkpoint.pth"}, "checkpoint_missing", "no SevenNet checkpoint file"),
+        ({"kind": "sevenn", "model": "7net-0", "modal": "PBE"}, "invalid", "single fidelity: remove modal"),
+        ({"kind": "mace", "model": "x"}, "unknown_kind", "installed kinds: deepmd, sevenn"),
+        ({**MF0, "device": "cuda"}, "invalid", "unknown key(s) ['device']"),
+        ({"kind": "deepmd", "level_of_theory": "PBEsol"}, "checkpoint_missing", "needs its frozen model file"),
+    ],
+)
+def test_teachers_that_cannot_run_here_are_refused_with_the_reason(request_, reason, message):
+    with pytest.raises(TeacherError, match=re.escape(message)) as error:
+        describe_teacher(request_)
+    assert error.value.reason == reason
+
+
+def test_a_missing_or_downloading_teacher_is_refused_before_any_node_is_stored(aiida_profile_clean):
+    with pytest.raises(TeacherError, match="sevenn would download it"):
+        teacher_inputs({"kind": "sevenn", "model": "7net-omat"})
+    assert orm.QueryBuilder().append(orm.Node).count() == 0
+
+
+def test_the_label_workchain_refuses_a_teacher_engine_without_its_teacher(teacher_code):
+    builder = LabelWorkChain.get_builder()
+    builder.engine, builder.code = orm.Str("teacher"), teacher_code
+    builder.structures = {"bto": orm.StructureData(ase=cubic_batio3())}
+    with pytest.raises(ValueError, match="the teacher engine needs engine_inputs.teacher"):
+        run_get_node(builder)
+
+
+def test_the_label_workchain_refuses_elements_the_teacher_does_not_know(teacher_code, tiny_pytorch_model):
+    inputs = teacher_inputs({"kind": "deepmd", "level_of_theory": "Lennard-Jones"}, model=tiny_pytorch_model)
+    builder = LabelWorkChain.get_builder()
+    builder.engine, builder.code, builder.engine_inputs = orm.Str("teacher"), teacher_code, inputs
+    atoms = cubic_batio3()
+    atoms[0].symbol = "Sr"
+    builder.structures = {"sto": orm.StructureData(ase=atoms)}
+    with pytest.raises(ValueError, match=r"was not trained on Sr"):
+        run_get_node(builder)
+
+
+class _Scripted:
+    """An evaluator that raises, returns NaN or explodes for chosen frames (by atom count)."""
+
+    def __call__(self, atoms):
+        n = len(atoms)
+        if n == 2:
+            raise RuntimeError("model failure")
+        forces = np.zeros((n, 3))
+        energy = -5.0 * n
+        if n == 3:
+            forces[0, 0] = np.nan
+        if n == 4:
+            forces[0, 0] = 1e3
+        if n == 6:
+            energy = 100.0 * n
+        return energy, forces, np.zeros((3, 3))
+
+
+def test_every_kind_of_bad_frame_is_recorded_with_its_reason_and_the_others_labeled():
+    from ase import Atoms
+
+    def chain(n, spacing=2.0):
+        return Atoms("H" * n, positions=[[i * spacing, 0, 0] for i in range(n)], cell=np.eye(3) * 20, pbc=True)
+
+    frames = [(f"n{n}", chain(n)) for n in (1, 2, 3, 4, 5, 6, 7, 8)] + [("close", chain(5, spacing=0.3))]
+    result = label_batch(_Scripted(), frames, FrameChecks(**CHECKS))
+    assert result.names == ["n1", "n5", "n7", "n8"]
+    assert result.failures["n2"] == "the teacher raised RuntimeError: model failure"
+    assert result.failures["n3"] == "the teacher returned NaN or infinite energy, forces or virial"
+    assert "above max_force 50.0 eV/Å (exploded)" in result.failures["n4"]
+    assert "from the batch median -5.000, above max_energy_deviation" in result.failures["n6"]
+    assert "0.300 Å apart, closer than min_distance 0.5 Å" in result.failures["close"]
+
+
+@pytest.mark.slow
+def test_sevenn_forces_and_virial_are_derivatives_of_its_energy(teacher_code):
+    """One batch through the real CalcJob and parser: F = -dE/dx (central difference of the teacher's energies,
+    δ = 0.01 Å) and the virial W = -dE/dε under a traceless strain (δ = 0.01), in eV/Å and eV with DeePMD's
+    sign; a frame with overlapping atoms fails with the reason while the others are labeled."""
+    step, strain = 0.01, 0.01
+    centre = off_centre()
+    frames = {"centre": centre}
+    for name, sign in (("plus", 1), ("minus", -1)):
+        frames[name] = centre.copy()
+        frames[name].positions[1, 0] += sign * step
+    for name, sign in (("stretched", 1), ("squeezed", -1)):
+        deformation = np.diag([1 + sign * strain, 1 - sign * strain / 2, 1 - sign * strain / 2])
+        frames[name] = centre.copy()
+        frames[name].set_cell(centre.cell[:] @ deformation, scale_atoms=True)
+    overlapping = centre.copy()
+    overlapping.positions[2] = overlapping.positions[1] + [0.05, 0, 0]
+    frames["overlapping"] = overlapping
+
+    node = label_with_teacher(teacher_code, frames, teacher_inputs(MF0))
+    assert node.exit_status == TeacherLabelCalculation.exit_codes.ERROR_FRAMES_FAILED.status, node.exit_message
+    assert node.outputs.failures.get_dict() == {
+        "overlapping": "two atoms are 0.050 Å apart, closer than min_distance 0.5 Å"
+    }
+    labels = frame_labels(node)
+    assert sorted(labels) == ["centre", "minus", "plus", "squeezed", "stretched"]
+    energy, forces, virial = labels["centre"]
+    assert np.abs(forces.sum(axis=0)).max() < 1e-4  # a conservative model: no net force
+    finite_difference = -(labels["plus"][0] - labels["minus"][0]) / (2 * step)
+    assert forces[1, 0] == pytest.approx(finite_difference, abs=5e-3), (forces[1, 0], finite_difference)
+    assert abs(forces[1, 0]) > 0.1  # a real force, not zero against zero
+    # W = -dE/dε; for ε = (δ, -δ/2, -δ/2): -dE/dδ = W_xx - (W_yy + W_zz) / 2
+    from_virial = virial[0, 0] - (virial[1, 1] + virial[2, 2]) / 2
+    from_energies = -(labels["stretched"][0] - labels["squeezed"][0]) / (2 * strain)
+    assert from_virial == pytest.approx(from_energies, rel=0.02), (from_virial, from_energies)
+    assert abs(from_energies) > 0.05
+    assert np.allclose(virial, virial.T, atol=1e-6)
+    assert node.outputs.timings["label_seconds"] < node.outputs.timings["load_seconds"] * 20
+
+
+@pytest.mark.slow
+def test_the_deepmd_teacher_equals_dp_test_on_the_same_frames(teacher_code, tiny_pytorch_model, aiida_localhost):
+    from aiida_perovskite.calculations.deepmd_test import DeepmdTestCalculation
+    from aiida_perovskite.data import TrainingSetData
+    from tests.helpers import lj_frames
+
+    inputs = teacher_inputs({"kind": "deepmd", "level_of_theory": "Lennard-Jones"}, model=tiny_pytorch_model)
+    model = inputs["model"]
+    assert inputs["teacher"]["sha256"] == model.sha256
+    frames = lj_frames(nframes=4, seed=11)
+    atoms = frames.to_ase()
+    node = label_with_teacher(teacher_code, {f"f{i}": a for i, a in enumerate(atoms)}, inputs)
+    assert node.is_finished_ok, node.exit_message
+    labels = frame_labels(node)
+
+    builder = DeepmdTestCalculation.get_builder()
+    builder.code = orm.InstalledCode(
+        label="dp-test", computer=aiida_localhost, filepath_executable=str(executable("dp"))
+    ).store()
+    builder.model, builder.dataset = model, TrainingSetData([frames]).store()
+    _, test = run_get_node(builder)
+    assert test.is_finished_ok, test.exit_message
+    predictions = test.outputs.predictions
+    (system,) = test.outputs.metrics["systems"]
+    prefix = system.replace(".", "_")
+    natoms = frames.natoms
+    energies = predictions.get_array(f"{prefix}__energy_predicted") * natoms  # dp test: energy per atom
+    forces = predictions.get_array(f"{prefix}__force_predicted").reshape(4, natoms, 3)
+    virials = predictions.get_array(f"{prefix}__virial_predicted").reshape(4, 3, 3) * natoms
+    for index in range(4):
+        energy, force, virial = labels[f"f{index}"]
+        assert energy == pytest.approx(energies[index], abs=1e-5)
+        np.testing.assert_allclose(force, forces[index], atol=1e-5)
+        np.testing.assert_allclose(virial, virials[index], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_teacher_added_through_the_entry_point_group_runs_and_its_nan_frame_fails(teacher_code, monkeypatch):
+    """tests/teacher_plugins is a distribution with a `perovskite.teachers` entry point (a Lennard-Jones teacher
+    that returns NaN forces for stretched cells); no file of the engine knows it."""
+    monkeypatch.syspath_prepend(str(TEST_TEACHERS))  # this process finds the entry point ...
+    monkeypatch.setenv("PYTHONPATH", str(TEST_TEACHERS))  # ... and so does the job, a subprocess
+    inputs = teacher_inputs({"kind": "lj-test"})
+    assert inputs["teacher"]["level_of_theory"] == "Lennard-Jones (test)"
+    frames = {f"ok_{i}": off_centre(0.05 * i) for i in range(3)} | {"poisoned": off_centre(a=4.6)}
+    node = label_with_teacher(teacher_code, frames, inputs)
+    assert node.outputs.failures.get_dict() == {
+        "poisoned": "the teacher returned NaN or infinite energy, forces or virial"
+    }
+    assert sorted(frame_labels(node)) == ["ok_0", "ok_1", "ok_2"]
+
+
+def test_recorded_partial_output_marks_the_frames_not_reached(calcjob_node_with_retrieved):
+    """A job cut short (walltime) keeps the frames it labeled; the others fail with the reason, none vanish."""
+    import io
+
+    from aiida_perovskite.parsers.teacher_label import NOT_REACHED, TeacherLabelParser
+
+    structures = {name: orm.StructureData(ase=cubic_batio3()) for name in ("a", "b", "c")}
+    teacher = orm.Dict({"kind": "sevenn", "model": "x", "sha256": "0", "level_of_theory": "x"})
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        names=np.array(["a"]),
+        energies=np.array([-40.0]),
+        natoms=np.array([5]),
+        forces=np.zeros((5, 3)),
+        virials=np.zeros((1, 3, 3)),
+    )
+    node = calcjob_node_with_retrieved(
+        "perovskite.teacher.label",
+        {**{f"structures__{k}": v for k, v in structures.items()}, "teacher": teacher},
+        {"labels.npz": buffer.getvalue(), "failures.json": json.dumps({"b": "the teacher raised X: y"})},
+    )
+    results, calcfunction = TeacherLabelParser.parse_from_node(node, store_provenance=False)
+    assert calcfunction.exit_status == TeacherLabelCalculation.exit_codes.ERROR_FRAMES_FAILED.status
+    assert results["failures"].get_dict() == {"b": "the teacher raised X: y", "c": NOT_REACHED}
+    assert list(results["labels"].get_array("uuids")) == [structures["a"].uuid]
+
+
+def test_the_engine_reports_its_batch_size_and_label_source(aiida_profile_clean):
+    engine = get_engine("teacher")
+    assert engine.batch_size("fast") == 20 and engine.batch_size() == 100
+    source = engine.label_source(None, None, teacher_inputs(MF0))
+    assert source["engine"] == "teacher" and source["method"].startswith("r2SCAN")
+    assert source["details"] == f"sevenn 7net-mf-0 [R2SCAN] sha256:{describe_teacher(MF0)['sha256']}"
