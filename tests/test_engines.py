@@ -19,19 +19,21 @@ from tests.helpers import cubic_batio3
 
 
 def test_every_engine_of_the_issue_is_registered_with_fast_balanced_precise_protocols():
-    assert sorted(registered_engines()) == ["abacus", "cp2k", "qe", "vasp"]
+    assert list(registered_engines()) == ["cp2k", "vasp", "abacus", "qe", "teacher"]
     for name in registered_engines():
         assert set(available_protocols(name)) == {"fast", "balanced", "precise"}
 
 
 def test_unknown_engine_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown labeling engine 'siesta'; choose one of cp2k, vasp, abacus, qe"):
+    with pytest.raises(
+        ValueError, match="unknown labeling engine 'siesta'; choose one of cp2k, vasp, abacus, qe, teacher"
+    ):
         get_engine("siesta")
 
 
 def test_unknown_engine_is_rejected_before_submission():
     builder = LabelWorkChain.get_builder()
-    with pytest.raises(ValueError, match="unknown engine 'siesta'; choose one of cp2k, vasp, abacus, qe"):
+    with pytest.raises(ValueError, match="unknown engine 'siesta'; choose one of cp2k, vasp, abacus, qe, teacher"):
         builder.engine = orm.Str("siesta")  # the builder validates the port as soon as it is set
 
 

@@ -20,7 +20,7 @@ VENV_BIN = pathlib.Path(sys.executable).parent
 
 def test_codes_are_created_once_and_point_at_real_executables(aiida_localhost):
     specs = CodeSpec.from_yaml(PROFILES_DIR / "codes" / "localhost.yaml")
-    assert [spec.label for spec in specs] == ["dp", "lmp", "cp2k"]
+    assert [spec.label for spec in specs] == ["dp", "lmp", "cp2k", "teacher"]
     first = ensure_codes(aiida_localhost, specs, report=lambda _: None)
     again = ensure_codes(aiida_localhost, specs, report=lambda _: None)
     assert {label: code.pk for label, code in first.items()} == {label: code.pk for label, code in again.items()}
@@ -28,6 +28,7 @@ def test_codes_are_created_once_and_point_at_real_executables(aiida_localhost):
         assert isinstance(code, InstalledCode)
         assert pathlib.Path(str(code.filepath_executable)).is_file(), label
     assert first["cp2k"].default_calc_job_plugin == "cp2k"
+    assert first["teacher"].default_calc_job_plugin == "perovskite.teacher.label"
 
 
 def test_code_of_a_deleted_clone_is_replaced(aiida_localhost, tmp_path):

@@ -112,7 +112,7 @@ def test_the_label_workchain_refuses_a_teacher_engine_without_its_teacher(teache
     builder = LabelWorkChain.get_builder()
     builder.engine, builder.code = orm.Str("teacher"), teacher_code
     builder.structures = {"bto": orm.StructureData(ase=cubic_batio3())}
-    with pytest.raises(ValueError, match="the teacher engine needs engine_inputs.teacher"):
+    with pytest.raises(ValueError, match=r"the teacher engine needs engine_inputs\.teacher"):
         run_get_node(builder)
 
 
@@ -187,7 +187,7 @@ def test_sevenn_forces_and_virial_are_derivatives_of_its_energy(teacher_code):
     }
     labels = frame_labels(node)
     assert sorted(labels) == ["centre", "minus", "plus", "squeezed", "stretched"]
-    energy, forces, virial = labels["centre"]
+    _, forces, virial = labels["centre"]
     assert np.abs(forces.sum(axis=0)).max() < 1e-4  # a conservative model: no net force
     finite_difference = -(labels["plus"][0] - labels["minus"][0]) / (2 * step)
     assert forces[1, 0] == pytest.approx(finite_difference, abs=5e-3), (forces[1, 0], finite_difference)
@@ -287,3 +287,55 @@ def test_the_engine_reports_its_batch_size_and_label_source(aiida_profile_clean)
     source = engine.label_source(None, None, teacher_inputs(MF0))
     assert source["engine"] == "teacher" and source["method"].startswith("r2SCAN")
     assert source["details"] == f"sevenn 7net-mf-0 [R2SCAN] sha256:{describe_teacher(MF0)['sha256']}"
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_the_label_workchain_labels_batches_and_relabel_recovers_the_rejected_frames(daemon, teacher_code):
+    from aiida.engine import submit
+
+    from aiida_perovskite.workflows.relabel import failed_frames, relabel
+    from tests.conftest import await_process
+
+    inputs = teacher_inputs(MF0)
+    structures = {f"good_{i}": off_centre(0.02 * i) for i in range(5)}
+    structures |= {f"strong_{i}": off_centre(0.25 + 0.05 * i) for i in range(2)}  # Ti forces of 2-3 eV/Å
+    builder = LabelWorkChain.get_builder()
+    builder.engine, builder.code, builder.engine_inputs = orm.Str("teacher"), teacher_code, inputs
+    strict = {"batch_size": 3, "checks": {"max_force": 1.5}}  # too strict: the strong frames are refused
+    builder.protocol, builder.overrides = orm.Str("fast"), orm.Dict(strict)
+    builder.structures = {name: orm.StructureData(ase=atoms) for name, atoms in structures.items()}
+    builder.tolerated_failed_fraction = orm.Float(0.5)
+    node = await_process(submit(builder), timeout=600)
+    assert node.is_finished_ok, node.exit_message
+
+    jobs = sorted((c for c in node.called if c.process_label == "TeacherLabelCalculation"), key=lambda n: n.pk)
+    assert [job.base.extras.get("frames") for job in jobs] == [
+        ["good_0", "good_1", "good_2"],
+        ["good_3", "good_4", "strong_0"],
+        ["strong_1"],
+    ]
+    failures = node.outputs.failures.get_dict()
+    assert sorted(failures) == ["strong_0", "strong_1"]
+    assert [failures[name]["pk"] for name in ("strong_0", "strong_1")] == [jobs[1].pk, jobs[2].pk]
+    assert all(f["exit_status"] == 410 and "above max_force 1.5 eV/Å" in f["message"] for f in failures.values())
+
+    data = node.outputs.training_set
+    assert data.nframes == 5
+    assert data.label_sources == [get_engine("teacher").label_source("fast", None, inputs)]
+    # provenance: every labeled frame -> labels of a teacher job -> the teacher identity node
+    assemble = data.creator
+    for link in assemble.base.links.get_incoming().all():
+        if link.link_label.startswith("labels__"):
+            job = link.node.creator
+            assert job.inputs.teacher.uuid == inputs["teacher"].uuid
+            frame = link.link_label.split("__", 1)[1]
+            assert job.inputs.structures[frame].uuid == assemble.inputs[f"structure__{frame}"].uuid
+
+    merged, still_failed = relabel(node, {"settings": {"checks": {"max_force": 50.0}}}, timeout=600)
+    assert still_failed == {}
+    assert merged.nframes == 7 and merged.label_sources == data.label_sources
+    assert failed_frames(node) == {}
+    query = orm.QueryBuilder().append(orm.CalcJobNode, filters={"extras.relabel_of": jobs[1].uuid})
+    (retry,) = query.all(flat=True)
+    assert sorted(retry.inputs.structures) == ["strong_0"]  # the frames that batch labeled are not labeled again

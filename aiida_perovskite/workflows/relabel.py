@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiida import orm
+from aiida.common.links import LinkType
 from aiida.engine import submit
 
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, merge_training_sets
@@ -90,7 +91,7 @@ def rerun_failed(
             labels.update({f"{key}__{name}": value for key, value in outputs.items()})
     if not labels:
         return None, still_failed
-    source = orm.Dict(label_source_of(label.inputs))
+    source = orm.Dict(label_source_of(label.base.links.get_incoming(link_type=LinkType.INPUT_WORK).nested()))
     return assemble_training_set(engine=label.inputs.engine, label_source=source, **labels), still_failed
 
 
