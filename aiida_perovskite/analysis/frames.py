@@ -116,6 +116,18 @@ class LabeledFrames:
         lookup = np.array([type_map.index(e) if e in type_map else -1 for e in self.type_map], dtype=int)
         return dataclasses.replace(self, type_map=type_map, atom_types=lookup[np.asarray(self.atom_types)])
 
+    def select(self, indices) -> LabeledFrames:
+        """The frames at ``indices`` (in that order)."""
+        indices = np.asarray(indices, dtype=int)
+        return dataclasses.replace(
+            self,
+            cells=np.asarray(self.cells)[indices],
+            coords=np.asarray(self.coords)[indices],
+            energies=np.asarray(self.energies)[indices],
+            forces=np.asarray(self.forces)[indices],
+            virials=None if self.virials is None else np.asarray(self.virials)[indices],
+        )
+
     @classmethod
     def single(cls, atoms, energy: float, forces: np.ndarray, virial: np.ndarray | None) -> LabeledFrames:
         """One frame of ``atoms`` (ase.Atoms: cell, positions, species in order of appearance) with its labels

@@ -12,13 +12,14 @@ __all__ = ("plot_bond_lengths", "plot_distributions", "plot_layer_map", "plot_rd
 PHASE_COLOURS = {"T": "tab:blue", "O": "tab:green", "R": "tab:red", "N": "lightgrey"}
 
 
-def _figure(width: float = 5.0, height: float = 4.0, columns: int = 1):
+def _figure(width: float = 5.0, height: float = 4.0, columns: int = 1, sharey: bool | None = None):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(1, columns, figsize=(width, height), sharey=columns > 1, constrained_layout=True)
+    sharey = columns > 1 if sharey is None else sharey
+    return plt.subplots(1, columns, figsize=(width, height), sharey=sharey, constrained_layout=True)
 
 
 def _save(figure, path: str | pathlib.Path) -> pathlib.Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
@@ -9,7 +10,7 @@ from aiida_perovskite.analysis.frames import LabeledFrames, concatenate_frames
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.data.training_set import label_source_conflict
 
-__all__ = ("assemble_training_set", "frames_to_structures", "merge_training_sets")
+__all__ = ("assemble_training_set", "frames_to_structures", "merge_training_sets", "split_training_set")
 
 
 @calcfunction
@@ -63,3 +64,29 @@ def _group_by_atoms(frames: list[LabeledFrames]) -> list[LabeledFrames]:
     for frame in frames:
         groups.setdefault(tuple(frame.symbols()), []).append(frame)
     return [concatenate_frames(group) for group in groups.values()]
+
+
+@calcfunction
+def split_training_set(training_set: TrainingSetData, fraction: orm.Float, seed: orm.Int) -> dict:
+    """Hold out a seeded random ``fraction`` of the frames (each frame independently; never all of them):
+    outputs ``training`` (the rest) and, when any frame was held out, ``held_out`` (kept out of training, to
+    measure the models on labels they never saw)."""
+    frames = list(training_set.iter_frames())
+    total = sum(block.nframes for _, block in frames)
+    draws = np.random.default_rng(seed.value).random(total)
+    held = draws < fraction.value
+    if held.all():
+        held[np.argmax(draws)] = False
+    kept, out, start = [], [], 0
+    for _, block in frames:
+        mask = held[start : start + block.nframes]
+        start += block.nframes
+        if (~mask).any():
+            kept.append(block.select(np.flatnonzero(~mask)))
+        if mask.any():
+            out.append(block.select(np.flatnonzero(mask)))
+    type_map, sources = training_set.type_map, training_set.label_sources
+    result = {"training": TrainingSetData(kept, type_map=type_map, label_sources=sources)}
+    if out:
+        result["held_out"] = TrainingSetData(out, type_map=type_map, label_sources=sources)
+    return result

@@ -28,24 +28,22 @@ def load_code_for(label: str, key: str) -> orm.AbstractCode:
         ) from exc
 
 
-def _training_set(campaign: Campaign) -> TrainingSetData | None:
-    value = campaign.training_set
+def _labeled_data(value: str | int | None, key: str) -> TrainingSetData | None:
+    """The TrainingSetData a campaign file names (a PK, or a deepmd/npy folder read now)."""
     if value is None:
         return None
     if isinstance(value, int):
         try:
             node = orm.load_node(value)
         except NotExistent as exc:
-            raise CampaignError("initial_data.training_set", f"no node with PK {value}") from exc
+            raise CampaignError(key, f"no node with PK {value}") from exc
         if not isinstance(node, TrainingSetData):
-            raise CampaignError(
-                "initial_data.training_set", f"node {value} is a {type(node).__name__}, not TrainingSetData"
-            )
+            raise CampaignError(key, f"node {value} is a {type(node).__name__}, not TrainingSetData")
         return node
     try:
         return TrainingSetData.from_deepmd_npy(value)
     except (OSError, ValueError) as exc:
-        raise CampaignError("initial_data.training_set", f"cannot read deepmd/npy data at {value}: {exc}") from exc
+        raise CampaignError(key, f"cannot read deepmd/npy data at {value}: {exc}") from exc
 
 
 def _structure(spec: SystemSpec, campaign: Campaign, seed: int) -> orm.StructureData:
@@ -88,7 +86,8 @@ def build_campaign(campaign: Campaign):
     }
     if error := get_engine(campaign.labeling["engine"]).check_code(codes["labeling"]):
         raise CampaignError("labeling.code", error)
-    training_set = _training_set(campaign)
+    training_set = _labeled_data(campaign.training_set, "initial_data.training_set")
+    validation_set = _labeled_data(campaign.validation_set, "validation.training_set")
     _check_type_map(campaign, training_set)
 
     builder = ConcurrentLearningWorkChain.get_builder()
@@ -104,6 +103,11 @@ def build_campaign(campaign: Campaign):
     builder.max_labels = orm.Int(campaign.max_labels)
     builder.accurate_fraction = orm.Float(campaign.accurate_fraction)
     builder.max_iterations = orm.Int(campaign.max_iterations)
+    builder.held_out_fraction = orm.Float(campaign.held_out_fraction)
+    if validation_set is not None:
+        builder.validation_set = validation_set
+    if campaign.max_force_rmse is not None:
+        builder.max_force_rmse = orm.Float(campaign.max_force_rmse)
     builder.seed = orm.Int(campaign.seed)
     if training_set is not None:
         builder.training_set = training_set

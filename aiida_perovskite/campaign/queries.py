@@ -11,9 +11,11 @@ __all__ = (
     "campaign_processes",
     "deviations_by_iteration",
     "iteration_records",
+    "labels_behind",
     "learning_curves_by_iteration",
     "running_processes",
     "status_rows",
+    "test_errors",
 )
 
 
@@ -42,6 +44,7 @@ def status_rows(records: list[dict]) -> list[dict]:
     for record in records:
         errors = [values.get("rmse_f_trn") for values in record["training_errors"].values()]
         errors = [value for value in errors if value is not None]
+        test = test_errors(record)
         for system, values in sorted(record["systems"].items()):
             rows.append(
                 {
@@ -49,7 +52,10 @@ def status_rows(records: list[dict]) -> list[dict]:
                     "system": system,
                     "stage": values["stage"],
                     "frames": record["training_frames"],
+                    "labels": labels_behind(record),
                     "rmse_f": float(np.mean(errors)) if errors else float("nan"),
+                    "rmse_e_test": 1000 * test.get("energy_rmse_per_atom", float("nan")),
+                    "rmse_f_test": test.get("force_rmse", float("nan")),
                     **{
                         key: values[key]
                         for key in ("explored", "accurate", "candidate", "failed", "selected", "labeled")
@@ -59,6 +65,21 @@ def status_rows(records: list[dict]) -> list[dict]:
                 }
             )
     return rows
+
+
+def test_errors(record: dict) -> dict:
+    """The ensemble's errors of one history row on the validation set, else on the held-out frames ({} if
+    the campaign measured neither)."""
+    from aiida_perovskite.campaign.schedule import gating_force_rmse
+
+    if gating_force_rmse(record) is None:
+        return {}
+    return record["validation"] if "validation" in record else record["held_out"]
+
+
+def labels_behind(record: dict) -> int:
+    """Labeled frames behind one iteration's models: those trained on plus those held out."""
+    return int(record["training_frames"] + record.get("held_out_frames", 0))
 
 
 def running_processes(campaign: orm.WorkChainNode) -> list[orm.ProcessNode]:

@@ -15,8 +15,10 @@ from aiida_perovskite.analysis.plots import _figure, _save
 from aiida_perovskite.campaign.queries import (
     deviations_by_iteration,
     iteration_records,
+    labels_behind,
     learning_curves_by_iteration,
     status_rows,
+    test_errors,
 )
 
 __all__ = ("STATUS_COLUMNS", "format_table", "write_report")
@@ -26,6 +28,7 @@ STATUS_COLUMNS = (
     "system",
     "stage",
     "frames",
+    "labels",
     "explored",
     "accurate",
     "candidate",
@@ -35,6 +38,8 @@ STATUS_COLUMNS = (
     "failed_labels",
     "accurate_fraction",
     "rmse_f",
+    "rmse_e_test",
+    "rmse_f_test",
 )
 
 
@@ -110,6 +115,31 @@ def plot_fractions(records: list[dict], path: pathlib.Path) -> pathlib.Path:
     return _save(figure, path)
 
 
+def plot_test_errors(records: list[dict], path: pathlib.Path) -> pathlib.Path | None:
+    """Energy and force RMSE of the ensemble on the validation / held-out frames against the number of labels,
+    beside the accurate fraction of the explored frames; None when the campaign measured no test error."""
+    rows = [(labels_behind(r), test_errors(r), r) for r in records if test_errors(r)]
+    if not rows:
+        return None
+    figure, (forces, energies, fraction) = _figure(13.0, 3.8, columns=3, sharey=False)
+    labels = [count for count, _, _ in rows]
+    kind = "validation set" if "validation" in rows[0][2] else "held-out frames"
+    xlabel = "labels (trained on + held out)"
+    forces.plot(labels, [errors["force_rmse"] for _, errors, _ in rows], "o-", color="tab:blue", label="ensemble")
+    for index, model in enumerate(rows[0][1]["force_rmse_by_model"]):
+        values = [errors["force_rmse_by_model"].get(model, np.nan) for _, errors, _ in rows]
+        forces.plot(labels, values, "x", color="tab:blue", alpha=0.5, label="each model" if index == 0 else None)
+    forces.set(xlabel=xlabel, ylabel=f"force RMSE, {kind} (eV/Å)", ylim=(0, None))
+    forces.legend(fontsize="small")
+    energies.plot(labels, [1000 * errors["energy_rmse_per_atom"] for _, errors, _ in rows], "o-", color="tab:purple")
+    energies.set(xlabel=xlabel, ylabel=f"energy RMSE, {kind} (meV/atom)", ylim=(0, None))
+    explored = np.array([sum(v["explored"] for v in r["systems"].values()) for _, _, r in rows])
+    accurate = np.array([sum(v["accurate"] for v in r["systems"].values()) for _, _, r in rows])
+    fraction.plot(labels, accurate / np.maximum(explored, 1), "o-", color="tab:green")
+    fraction.set(xlabel=xlabel, ylabel="accurate fraction of explored frames", ylim=(0, 1.02))
+    return _save(figure, path)
+
+
 def _colours(count: int) -> list:
     import matplotlib
 
@@ -132,6 +162,9 @@ def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> 
         figures.append(("Model deviation", plot_deviation_histograms(deviations, trust, directory / "deviations.png")))
     if records:
         figures.append(("Frame classes", plot_fractions(records, directory / "fractions.png")))
+        errors = plot_test_errors(records, directory / "test_errors.png")
+        if errors is not None:
+            figures.append(("Held-out error against labels", errors))
     (directory / "history.json").write_text(json.dumps(records, indent=1))
 
     state = "running" if not campaign.is_terminated else f"exit {campaign.exit_status}"
@@ -155,7 +188,13 @@ def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> 
         lines.append(f"- final models: {', '.join(f'{name}<{node.pk}>' for name, node in sorted(models.items()))}")
     lines += ["", "## Iterations", "", "| " + " | ".join(STATUS_COLUMNS) + " |", "|" + "---|" * len(STATUS_COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for cells in format_table(rows)]
-    lines += ["", "`rmse_f`: mean over the ensemble of the last training-batch force RMSE (eV/Å).", ""]
+    lines += [
+        "",
+        "`labels`: frames labeled behind the iteration's models (trained on + held out). `rmse_f`: mean over the "
+        "ensemble of the last training-batch force RMSE (eV/Å). `rmse_e_test` (meV/atom), `rmse_f_test` (eV/Å): "
+        "the ensemble's mean `dp test` errors on the validation set, else on the frames held out of training.",
+        "",
+    ]
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
     report = directory / "report.md"

@@ -1,6 +1,7 @@
 """The exploration schedule of a campaign: each system walks through its own list of stages.
 
-A stage ends when the system's accurate fraction reaches the threshold ("converged") or after the stage's
+A stage ends when the system's accurate fraction reaches the threshold -- and, where a force-error target is
+set, the held-out force RMSE of the models is at most that target -- ("converged") or after the stage's
 ``max_iterations`` ("limit"). A system is done after its last stage; the campaign is converged when every
 stage of every system ended converged. Plain dictionaries in and out, so that the decision can be a
 calcfunction and the state can live in a WorkChain's context.
@@ -11,10 +12,52 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ("STAGE_KEYS", "STAGE_MD_KEYS", "advance", "campaign_state", "current_stage", "initial_progress")
+__all__ = (
+    "ERROR_KEYS",
+    "STAGE_KEYS",
+    "STAGE_MD_KEYS",
+    "advance",
+    "campaign_state",
+    "current_stage",
+    "ensemble_errors",
+    "gating_force_rmse",
+    "initial_progress",
+)
 
 STAGE_MD_KEYS = ("temperatures", "pressures", "ensemble", "steps", "sampling_interval", "timestep", "tdamp", "pdamp")
-STAGE_KEYS = (*STAGE_MD_KEYS, "max_iterations", "accurate_fraction")
+STAGE_KEYS = (*STAGE_MD_KEYS, "max_iterations", "accurate_fraction", "max_force_rmse")
+
+
+ERROR_KEYS = (
+    "energy_rmse_per_atom",
+    "energy_mae_per_atom",
+    "force_rmse",
+    "force_mae",
+    "virial_rmse_per_atom",
+    "virial_mae_per_atom",
+)
+
+
+def ensemble_errors(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Errors of an ensemble on one labeled set (``dp test`` metrics by model): each metric averaged over the
+    models (eV/atom, eV/Å), the number of frames and the force RMSE of each model."""
+    values = [dict(m) for _, m in sorted(metrics.items())]
+    summary: dict[str, Any] = {"nframes": int(values[0]["nframes"])}
+    for key in ERROR_KEYS:
+        found = [m[key] for m in values if key in m]
+        if found:
+            summary[key] = float(sum(found) / len(found))
+    summary["force_rmse_by_model"] = {name: float(m["force_rmse"]) for name, m in sorted(metrics.items())}
+    return summary
+
+
+def gating_force_rmse(errors: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """The force RMSE that an accuracy target is checked against: the user's fixed validation set when there is
+    one (comparable across iterations), else the frames held out of the campaign's labels; None if neither."""
+    for kind in ("validation", "held_out"):
+        if kind in errors:
+            return float(errors[kind]["force_rmse"])
+    return None
 
 
 def initial_progress(stages: Mapping[str, list]) -> dict[str, dict[str, Any]]:
@@ -32,10 +75,15 @@ def advance(
     progress: Mapping[str, Mapping],
     accurate_fractions: Mapping[str, float],
     threshold: float,
+    force_rmse: float | None = None,
+    max_force_rmse: float | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The progress after one iteration in which each active system reached ``accurate_fractions[system]``.
+    """The progress after one iteration in which each active system reached ``accurate_fractions[system]``
+    and the models had the held-out force RMSE ``force_rmse`` (eV/Å; None when not measured).
 
-    A stage may set its own ``accurate_fraction``; otherwise ``threshold`` applies.
+    A stage may set its own ``accurate_fraction`` and ``max_force_rmse``; otherwise ``threshold`` and
+    ``max_force_rmse`` apply. A stage with a force target converges only when the error is measured and at
+    most the target (an accuracy gate: deviations alone do not say the models are right).
     """
     updated = {}
     for system, state in progress.items():
@@ -44,7 +92,9 @@ def advance(
             stage = stages[system][state["stage"]]
             state["stage_iterations"] += 1
             result = None
-            if accurate_fractions[system] >= stage.get("accurate_fraction", threshold):
+            target = stage.get("max_force_rmse", max_force_rmse)
+            accurate = target is None or (force_rmse is not None and force_rmse <= target)
+            if accurate_fractions[system] >= stage.get("accurate_fraction", threshold) and accurate:
                 result = "converged"
             elif state["stage_iterations"] >= stage["max_iterations"]:
                 result = "limit"

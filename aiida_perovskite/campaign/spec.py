@@ -35,6 +35,7 @@ TOP_KEYS = (
     "max_labels",
     "convergence",
     "initial_data",
+    "validation",
     "training",
     "exploration",
     "labeling",
@@ -43,7 +44,8 @@ SYSTEM_KEYS = ("structure", "repeat", "stages", "trust")
 STRUCTURE_SOURCES = ("perovskite", "composition", "file")
 STRUCTURE_KEYS = (*STRUCTURE_SOURCES, "phase", "lattice_constant", "c_over_a", "configuration")
 TRUST_KEYS = ("force_lo", "force_hi", "virial_lo", "virial_hi")
-CONVERGENCE_KEYS = ("accurate_fraction", "max_iterations")
+CONVERGENCE_KEYS = ("accurate_fraction", "max_iterations", "max_force_rmse")
+VALIDATION_KEYS = ("training_set", "held_out_fraction")
 INITIAL_KEYS = ("training_set", "perturbation")
 PERTURBATION_KEYS = ("count", "cell_strain", "atom_displacement", "volume_scale")
 TRAINING_KEYS = ("code", "protocol", "num_models", "backend", "overrides", "reuse", "final", "options")
@@ -98,6 +100,9 @@ class Campaign:
     max_labels: int
     accurate_fraction: float
     max_iterations: int
+    max_force_rmse: float | None
+    validation_set: str | int | None
+    held_out_fraction: float
     training_set: str | int | None
     perturbation: dict[str, Any] | None
     training: dict[str, Any]
@@ -164,6 +169,12 @@ def parse_campaign(data: Any, base_dir: pathlib.Path | None = None) -> Campaign:
         convergence.get("max_iterations", defaults["max_iterations"]), "convergence.max_iterations", minimum=1
     )
 
+    max_force_rmse = convergence.get("max_force_rmse", defaults.get("max_force_rmse"))
+    if max_force_rmse is not None:
+        max_force_rmse = _number(max_force_rmse, "convergence.max_force_rmse")
+    validation_set, held_out_fraction = _validation(
+        recursive_merge(defaults["validation"], data.get("validation") or {}), base_dir
+    )
     training_set, perturbation = _initial_data(data.get("initial_data"), defaults["perturbation"], base_dir)
     training = _section(data, "training", TRAINING_KEYS, defaults["training"], {"code": "dp@localhost"})
     _training(training)
@@ -184,6 +195,9 @@ def parse_campaign(data: Any, base_dir: pathlib.Path | None = None) -> Campaign:
         max_labels=max_labels,
         accurate_fraction=fraction,
         max_iterations=max_iterations,
+        max_force_rmse=max_force_rmse,
+        validation_set=validation_set,
+        held_out_fraction=held_out_fraction,
         training_set=training_set,
         perturbation=perturbation,
         training=training,
@@ -336,6 +350,8 @@ def _stages(value: Any, key: str) -> list[dict]:
                 _number(stage[name], f"{where}.{name}")
         if "accurate_fraction" in stage:
             _fraction(stage["accurate_fraction"], f"{where}.accurate_fraction")
+        if "max_force_rmse" in stage:
+            _number(stage["max_force_rmse"], f"{where}.max_force_rmse")
         stages.append({**stage, "pressures": pressures})
     return stages
 
@@ -359,6 +375,26 @@ def _trust(value: Any, key: str) -> dict[str, float]:
     return levels
 
 
+def _labeled_data(value: Any, key: str, base_dir: pathlib.Path) -> str | int:
+    """A labeled set named in a campaign file: a node PK, or a deepmd/npy folder relative to the file."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    path = base_dir / str(value)
+    if not path.exists():
+        raise CampaignError(key, f"no data at {path}; give a deepmd/npy folder or a node PK")
+    return str(path)
+
+
+def _validation(value: Any, base_dir: pathlib.Path) -> tuple[str | int | None, float]:
+    _mapping(value, "validation")
+    _known(value, VALIDATION_KEYS, "validation")
+    fraction = _number(value.get("held_out_fraction", 0.0), "validation.held_out_fraction", positive=False)
+    if not 0 <= fraction < 1:
+        raise CampaignError("validation.held_out_fraction", f"must be in [0, 1), e.g. 0.1; got {fraction}")
+    data = value.get("training_set")
+    return (None if data is None else _labeled_data(data, "validation.training_set", base_dir)), fraction
+
+
 def _initial_data(value: Any, default_perturbation: dict, base_dir: pathlib.Path):
     if value is None:
         raise CampaignError(
@@ -369,15 +405,7 @@ def _initial_data(value: Any, default_perturbation: dict, base_dir: pathlib.Path
     if ("training_set" in value) == ("perturbation" in value):
         raise CampaignError("initial_data", "give exactly one of training_set and perturbation")
     if "training_set" in value:
-        data = value["training_set"]
-        if isinstance(data, int) and not isinstance(data, bool):
-            return data, None
-        path = base_dir / str(data)
-        if not path.exists():
-            raise CampaignError(
-                "initial_data.training_set", f"no data at {path}; give a deepmd/npy folder or a node PK"
-            )
-        return str(path), None
+        return _labeled_data(value["training_set"], "initial_data.training_set", base_dir), None
     perturbation = recursive_merge(default_perturbation, value["perturbation"] or {})
     _known(perturbation, PERTURBATION_KEYS, "initial_data.perturbation")
     _integer(perturbation["count"], "initial_data.perturbation.count", minimum=1)

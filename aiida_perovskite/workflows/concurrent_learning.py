@@ -14,8 +14,9 @@ from aiida_perovskite.calcfunctions.convergence import (
     summarise_iteration,
 )
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
-from aiida_perovskite.calcfunctions.training_sets import merge_training_sets
+from aiida_perovskite.calcfunctions.training_sets import merge_training_sets, split_training_set
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
+from aiida_perovskite.calculations.deepmd_test import DeepmdTestCalculation
 from aiida_perovskite.campaign.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.data.training_set import label_source_conflict
@@ -43,6 +44,9 @@ def stage_error(stage: object) -> str | None:
     fraction = stage.get("accurate_fraction", 0.5)
     if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
         return f"accurate_fraction must be in (0, 1], got {fraction!r}"
+    target = stage.get("max_force_rmse", 1.0)
+    if not isinstance(target, int | float) or isinstance(target, bool) or target <= 0:
+        return f"max_force_rmse must be a positive force error (eV/Å), got {target!r}"
     conditions = {key: value for key, value in stage.items() if key in STAGE_MD_KEYS}
     return validate_conditions(orm.Dict(conditions), None)
 
@@ -67,6 +71,18 @@ def validate_positive(value: orm.Int, _) -> str | None:
 def validate_threshold(value: orm.Float, _) -> str | None:
     if not 0 < value.value <= 1:
         return f"accurate_fraction must be in (0, 1], got {value.value}"
+    return None
+
+
+def validate_held_out_fraction(value: orm.Float, _) -> str | None:
+    if not 0 <= value.value < 1:
+        return f"held_out_fraction must be in [0, 1), got {value.value}"
+    return None
+
+
+def validate_positive_float(value: orm.Float, _) -> str | None:
+    if value.value <= 0:
+        return f"must be positive, got {value.value}"
     return None
 
 
@@ -147,6 +163,28 @@ class ConcurrentLearningWorkChain(WorkChain):
         spec.input("seed", valid_type=orm.Int, help="The campaign seed: every other seed derives from it.")
         spec.input("training_set", valid_type=TrainingSetData, required=False, help="Initial labeled data.")
         spec.input(
+            "validation_set",
+            valid_type=TrainingSetData,
+            required=False,
+            help="A fixed labeled set every iteration's models are tested on (dp test), comparable across iterations.",
+        )
+        spec.input(
+            "held_out_fraction",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.0),
+            validator=validate_held_out_fraction,
+            help="Seeded fraction of the frames the campaign labels that is kept out of training; every "
+            "iteration's models are tested on the frames held out so far.",
+        )
+        spec.input(
+            "max_force_rmse",
+            valid_type=orm.Float,
+            required=False,
+            validator=validate_positive_float,
+            help="Accuracy gate (eV/Å): a stage converges only when the ensemble's force RMSE on the validation "
+            "set (else the held-out frames) is at most this, besides the accurate fraction.",
+        )
+        spec.input(
             "allow_mixed_levels",
             valid_type=orm.Bool,
             default=lambda: orm.Bool(False),
@@ -197,6 +235,7 @@ class ConcurrentLearningWorkChain(WorkChain):
         spec.output("training_set", valid_type=TrainingSetData, required=False, help="All labeled data.")
         spec.output("history", valid_type=orm.List, required=False, help="One record per iteration.")
         spec.output("progress", valid_type=orm.Dict, required=False, help="Where each system is in its schedule.")
+        spec.output("held_out_set", valid_type=TrainingSetData, required=False, help="Labels kept out of training.")
         spec.exit_code(401, "ERROR_INIT_DATA_FAILED", message="the initial data could not be labeled: {message}")
         spec.exit_code(402, "ERROR_TRAINING_FAILED", message="training failed in iteration {iteration}: {message}")
         spec.exit_code(
@@ -216,6 +255,11 @@ class ConcurrentLearningWorkChain(WorkChain):
         )
         spec.exit_code(406, "ERROR_FINAL_TRAINING_FAILED", message="the final training failed: {message}")
         spec.exit_code(
+            407,
+            "ERROR_VALIDATION_FAILED",
+            message="testing the models on the held-out data failed in iteration {iteration}: {message}",
+        )
+        spec.exit_code(
             410,
             "ERROR_NOT_CONVERGED",
             message="not converged within {iterations} iteration(s); the outputs hold the last models and data.",
@@ -231,9 +275,13 @@ class ConcurrentLearningWorkChain(WorkChain):
         self.ctx.models = {}
         self.ctx.compressed_models = {}
         self.ctx.progress = start_schedule(self.inputs.schedule)
-        seeds = derive_seeds(self.inputs.seed, orm.Int(self.inputs.max_iterations.value + 2))
-        self.ctx.seeds = [seeds[f"seed_{index}"] for index in range(self.inputs.max_iterations.value + 2)]
+        # seed 0: initial data; 1..max_iterations: the iterations; then the final training and the held-out split of
+        # the initial data
+        count = self.inputs.max_iterations.value + 3
+        seeds = derive_seeds(self.inputs.seed, orm.Int(count))
+        self.ctx.seeds = [seeds[f"seed_{index}"] for index in range(count)]
         self.ctx.training_set = self.inputs.get("training_set")
+        self.ctx.held_out = None
 
     def needs_init_data(self):
         return self.ctx.training_set is None
@@ -252,16 +300,33 @@ class ConcurrentLearningWorkChain(WorkChain):
         node = self.ctx.init_data
         if not node.is_finished_ok or "training_set" not in node.outputs:
             return self.exit_codes.ERROR_INIT_DATA_FAILED.format(message=_failure(node))
-        self.ctx.training_set = node.outputs.training_set
+        self.ctx.training_set = self._hold_out(node.outputs.training_set, self.ctx.seeds[-1])
         return None
+
+    def _hold_out(self, labeled: TrainingSetData, seed: orm.Int) -> TrainingSetData:
+        """The part of freshly labeled frames that is trained on; the rest joins the held-out set."""
+        if self.inputs.held_out_fraction.value <= 0:
+            return labeled
+        split = split_training_set(labeled, self.inputs.held_out_fraction, seed)
+        if "held_out" in split:
+            held = split["held_out"]
+            self.ctx.held_out = (
+                held
+                if self.ctx.held_out is None
+                else merge_training_sets(
+                    existing=self.ctx.held_out, labeled=held, allow_mixed_levels=self.inputs.allow_mixed_levels
+                )
+            )
+        return split["training"]
 
     def should_iterate(self):
         return not self.ctx.finished and self.ctx.iteration < self.inputs.max_iterations.value
 
     def _iteration_seed(self, index: int) -> orm.Int:
-        """Seed ``index`` of this iteration: 0 for the training, 1.. for the systems in name order."""
+        """Seed ``index`` of this iteration: 0 for the training, 1.. for the systems in name order, then the
+        held-out split of the iteration's labels."""
         if "iteration_seeds" not in self.ctx or self.ctx.iteration_seeds_of != self.ctx.iteration:
-            count = 1 + len(self.inputs.structures)
+            count = 2 + len(self.inputs.structures)
             seeds = derive_seeds(self.ctx.seeds[self.ctx.iteration + 1], orm.Int(count))
             self.ctx.iteration_seeds = [seeds[f"seed_{i}"] for i in range(count)]
             self.ctx.iteration_seeds_of = self.ctx.iteration
@@ -328,9 +393,38 @@ class ConcurrentLearningWorkChain(WorkChain):
             calls[f"explore__{system}"] = node
         self.ctx.explored = sorted(key.split("__", 1)[1] for key in calls)
         self.report(f"iteration {iteration}: exploring {', '.join(self.ctx.explored)}")
-        return ToContext(**calls)
+        return ToContext(**calls, **self._submit_tests())
+
+    def _test_sets(self) -> dict[str, TrainingSetData]:
+        sets = {"validation": self.inputs.get("validation_set"), "held_out": self.ctx.held_out}
+        return {name: data for name, data in sets.items() if data is not None}
+
+    def _submit_tests(self) -> dict[str, orm.ProcessNode]:
+        """``dp test`` of every model of this iteration on the validation set and on the held-out frames."""
+        train = self.exposed_inputs(TrainEnsembleWorkChain, "train")["train"]["train"]
+        calls = {}
+        for kind, dataset in self._test_sets().items():
+            for name, model in sorted(self.ctx.models.items()):
+                builder = DeepmdTestCalculation.get_builder()
+                builder.code, builder.model, builder.dataset = train["code"], model, dataset
+                builder.metadata.options = dict(train["metadata"]["options"])
+                builder.metadata.call_link_label = f"test_{kind}_{self.ctx.iteration}_{name}"
+                node = self.submit(builder)
+                tag_child(self.node, node, iteration=self.ctx.iteration, stage="validate", test_set=kind, model=name)
+                calls[f"test__{kind}__{name}"] = node
+        return calls
 
     def inspect_exploration(self):
+        self.ctx.test_metrics = {}
+        for kind in self._test_sets():
+            for name in sorted(self.ctx.models):
+                node = self.ctx[f"test__{kind}__{name}"]
+                if not node.is_finished_ok:
+                    self._expose_outputs()
+                    return self.exit_codes.ERROR_VALIDATION_FAILED.format(
+                        iteration=self.ctx.iteration, message=_failure(node)
+                    )
+                self.ctx.test_metrics[f"{kind}_{name}"] = node.outputs.metrics
         self.ctx.statistics, self.ctx.candidates, self.ctx.labeling, blown = {}, {}, None, []
         for system in self.ctx.explored:
             node = self.ctx[f"explore__{system}"]
@@ -375,24 +469,30 @@ class ConcurrentLearningWorkChain(WorkChain):
         iteration, labeling = self.ctx.iteration, self.ctx.labeling
         nodes = {f"statistics_{system}": node for system, node in self.ctx.statistics.items()}
         nodes.update({f"curve_{name}": curve for name, curve in self.ctx.training.outputs.learning_curves.items()})
+        nodes.update(self.ctx.test_metrics)
+        held_out_frames = self.ctx.held_out.nframes if self.ctx.held_out is not None else 0
         if labeling is not None:
             nodes["failures"] = labeling.outputs.failures
             if "training_set" in labeling.outputs:
                 nodes["labeled"] = labeling.outputs.training_set
+                trained_on = self._hold_out(nodes["labeled"], self._iteration_seed(1 + len(self.inputs.structures)))
                 self.ctx.training_set = merge_training_sets(
                     existing=self.ctx.training_set,
-                    labeled=nodes["labeled"],
+                    labeled=trained_on,
                     allow_mixed_levels=self.inputs.allow_mixed_levels,
                 )
+        gate = {"max_force_rmse": self.inputs.max_force_rmse} if "max_force_rmse" in self.inputs else {}
         decided = check_convergence(
             schedule=self.inputs.schedule,
             progress=self.ctx.progress,
             threshold=self.inputs.accurate_fraction,
-            **{key: node for key, node in nodes.items() if key.startswith("statistics_")},
+            **gate,
+            **{key: node for key, node in nodes.items() if key.startswith(("statistics_", "validation_", "held_out_"))},
         )
         record = summarise_iteration(
             iteration=orm.Int(iteration),
             training_set=self.ctx.trained_on,
+            held_out_frames=orm.Int(held_out_frames),
             decision=decided["decision"],
             progress=self.ctx.progress,
             **nodes,
@@ -416,7 +516,7 @@ class ConcurrentLearningWorkChain(WorkChain):
         return "final_training" in self.inputs
 
     def run_final_training(self):
-        inputs = self._training_inputs(self.ctx.seeds[-1], "train_final")
+        inputs = self._training_inputs(self.ctx.seeds[self.inputs.max_iterations.value + 1], "train_final")
         inputs.train = AttributeDict(inputs.train)
         inputs.train.train = AttributeDict(inputs.train.train)
         parameters = inputs.train.train.parameters.get_dict()
@@ -451,6 +551,8 @@ class ConcurrentLearningWorkChain(WorkChain):
             self.out(f"compressed_models.{name}", model)
         if self.ctx.training_set is not None:
             self.out("training_set", self.ctx.training_set)
+        if self.ctx.held_out is not None:
+            self.out("held_out_set", self.ctx.held_out)
         if self.ctx.records:
             self.out("history", collect_history(**self.ctx.records))
         self.out("progress", self.ctx.progress)
