@@ -67,3 +67,44 @@ def test_check_convergence_refuses_missing_statistics(aiida_profile):
 def test_history_is_in_iteration_order(aiida_profile):
     records = {f"iteration_{i}": orm.Dict({"iteration": i}) for i in (10, 2, 0, 1)}
     assert [row["iteration"] for row in collect_history(**records).get_list()] == [0, 1, 2, 10]
+
+
+GATED = {"A": [{**STAGE, "max_iterations": 3, "max_force_rmse": 0.1}]}
+
+
+def test_a_force_target_keeps_a_stage_open_until_the_error_is_measured_and_low_enough():
+    progress = initial_progress(GATED)
+    unmeasured = advance(GATED, progress, {"A": 1.0}, threshold=0.99, force_rmse=None)
+    assert unmeasured["A"]["stage_results"] == []  # accurate, but nobody measured the error
+    too_high = advance(GATED, progress, {"A": 1.0}, threshold=0.99, force_rmse=0.15)
+    assert too_high["A"]["stage_results"] == []
+    met = advance(GATED, progress, {"A": 1.0}, threshold=0.99, force_rmse=0.08)
+    assert met["A"]["stage_results"] == ["converged"]
+    campaign_wide = advance(STAGES, initial_progress(STAGES), {"A": 1.0, "B": 1.0}, 0.99, 0.2, max_force_rmse=0.1)
+    assert campaign_wide["A"]["stage_results"] == [] and campaign_wide["B"]["stage_results"] == ["limit"]
+
+
+def test_ensemble_errors_average_the_models_and_prefer_the_fixed_validation_set():
+    from aiida_perovskite.campaign.schedule import ensemble_errors, gating_force_rmse
+
+    metrics = {
+        "model_1": {"nframes": 4, "force_rmse": 0.3, "energy_rmse_per_atom": 0.002},
+        "model_0": {"nframes": 4, "force_rmse": 0.1, "energy_rmse_per_atom": 0.004},
+    }
+    errors = ensemble_errors(metrics)
+    assert errors["nframes"] == 4 and errors["force_rmse"] == 0.2 and errors["energy_rmse_per_atom"] == 0.003
+    assert errors["force_rmse_by_model"] == {"model_0": 0.1, "model_1": 0.3}
+    assert gating_force_rmse({"held_out": errors}) == 0.2
+    assert gating_force_rmse({"held_out": errors, "validation": {**errors, "force_rmse": 0.05}}) == 0.05
+    assert gating_force_rmse({}) is None
+
+
+def test_check_convergence_records_the_gate_with_the_test_metrics(aiida_profile):
+    schedule = orm.Dict(GATED)
+    progress = start_schedule(schedule)
+    statistics = orm.Dict({"A": {"accurate_fraction": 1.0}})
+    tests = {f"held_out_model_{i}": orm.Dict({"nframes": 3, "force_rmse": 0.05 + 0.1 * i}) for i in range(2)}
+    result = check_convergence(schedule, progress, orm.Float(0.99), orm.Float(0.2), statistics_0=statistics, **tests)
+    decision = result["decision"].get_dict()
+    assert decision["force_rmse"] == 0.1 and decision["max_force_rmse"] == 0.2  # stage target 0.1 wins: 0.1 <= 0.1
+    assert decision["converged"] and result["progress"]["A"]["stage_results"] == ["converged"]

@@ -136,3 +136,44 @@ def test_empty_training_set_is_rejected():
 def test_element_missing_from_given_type_map_is_named():
     with pytest.raises(Exception, match=r"element\(s\) \['Ba'\] of the frames are not in type_map"):
         TrainingSetData.from_dpdata(lj_frames(nframes=2).to_dpdata(), type_map=["Ti", "O"])
+
+
+def test_a_seeded_split_holds_out_frames_and_keeps_the_label_source(aiida_profile):
+    from aiida import orm
+
+    from aiida_perovskite.calcfunctions.training_sets import split_training_set
+
+    source = {"engine": "teacher", "method": "r2SCAN", "details": "x"}
+    data = TrainingSetData([lj_frames(nframes=20, seed=3)], label_sources=[source]).store()
+    first = split_training_set(data, orm.Float(0.3), orm.Int(7))
+    again = split_training_set(data, orm.Float(0.3), orm.Int(7))
+    held, kept = first["held_out"], first["training"]
+    assert held.nframes + kept.nframes == 20 and 2 <= held.nframes <= 12
+    assert (
+        held.get_frames(held.system_names[0]).energies.tolist()
+        == again["held_out"].get_frames(again["held_out"].system_names[0]).energies.tolist()
+    )  # the same seed holds out the same frames
+    all_energies = set(data.get_frames(data.system_names[0]).energies.tolist())
+    held_energies = set(held.get_frames(held.system_names[0]).energies.tolist())
+    kept_energies = set(kept.get_frames(kept.system_names[0]).energies.tolist())
+    assert held_energies | kept_energies == all_energies and not held_energies & kept_energies
+    assert held.label_sources == kept.label_sources == [source]
+    single = TrainingSetData([lj_frames(nframes=1)]).store()
+    assert "held_out" not in split_training_set(single, orm.Float(0.99), orm.Int(1))  # never everything
+
+
+def test_sets_labeled_at_different_levels_of_theory_are_merged_only_when_allowed(aiida_profile):
+    from aiida import orm
+
+    from aiida_perovskite.calcfunctions.training_sets import merge_training_sets
+
+    teacher = {"engine": "teacher", "method": "r2SCAN (MP r2SCAN)", "details": "sevenn 7net-mf-0"}
+    dft = {"engine": "cp2k", "method": "PBESOL", "details": "GTH-PBE, DZVP-MOLOPT-SR-GTH"}
+    first = TrainingSetData([lj_frames(nframes=2)], label_sources=[teacher]).store()
+    second = TrainingSetData([lj_frames(nframes=2, seed=1)], label_sources=[dft]).store()
+    unknown = TrainingSetData([lj_frames(nframes=2, seed=2)]).store()
+    with pytest.raises(ValueError, match=r"2 different levels of theory .*cp2k PBESOL .*teacher r2SCAN"):
+        merge_training_sets(first=first, second=second)
+    merged = merge_training_sets(first=first, second=second, allow_mixed_levels=orm.Bool(True))
+    assert merged.nframes == 4 and merged.label_sources == [dft, teacher]
+    assert merge_training_sets(first=first, unknown=unknown).label_sources == [teacher]  # unknown: not checked

@@ -407,7 +407,8 @@ class ConcurrentLearningWorkChain(WorkChain):
             for name, model in sorted(self.ctx.models.items()):
                 builder = DeepmdTestCalculation.get_builder()
                 builder.code, builder.model, builder.dataset = train["code"], model, dataset
-                builder.metadata.options = dict(train["metadata"]["options"])
+                options = {key: value for key, value in train["metadata"]["options"].items() if key != "parser_name"}
+                builder.metadata.options = options
                 builder.metadata.call_link_label = f"test_{kind}_{self.ctx.iteration}_{name}"
                 node = self.submit(builder)
                 tag_child(self.node, node, iteration=self.ctx.iteration, stage="validate", test_set=kind, model=name)
