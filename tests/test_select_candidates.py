@@ -103,6 +103,17 @@ def test_sanity_filter_removes_candidates_and_counts_them():
     assert results["indices"]["BTO"].get_array("selected").tolist() == [[0, 0]]
 
 
+def test_a_swollen_cell_is_filtered_out_even_where_the_models_agree():
+    swollen = exploration([0.0, 0.1, 0.1, 0.1])
+    cells = swollen["traj"].get_cells()
+    cells[2] *= 1.1  # +33 % volume: a cell blown up by a bad model
+    cells[3] *= 1.05  # +16 %: thermal expansion and pressure stay far below this
+    swollen["traj"].set_array("cells", cells)
+    results, _ = run_selection({"BTO__a": swollen}, sanity={"max_volume_change": 0.2})
+    assert results["statistics"]["BTO"]["filtered_out"] == 1
+    assert sorted(results["indices"]["BTO"].get_array("selected").tolist()) == [[0, 1], [0, 3]]
+
+
 def test_frames_a_crashed_run_did_not_reach_count_as_failed():
     results, _ = run_selection({"BTO__a": exploration([0.01, 0.1], expected=6)})
     stats = results["statistics"]["BTO"]

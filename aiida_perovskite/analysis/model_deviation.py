@@ -113,13 +113,22 @@ def sanity_mask(
     positions: np.ndarray,
     min_distance: float | None = None,
     max_skew: float | None = None,
+    max_volume_change: float | None = None,
+    reference_volumes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """True for frames that pass: shortest interatomic distance >= ``min_distance`` (Å, minimum image) and
-    cell skew ``max |tilt| / diagonal`` of the LAMMPS-style lower-triangular cell <= ``max_skew``."""
+    """True for frames that pass: shortest interatomic distance >= ``min_distance`` (Å, minimum image), cell
+    skew ``max |tilt| / diagonal`` of the LAMMPS-style lower-triangular cell <= ``max_skew``, and volume within
+    ``max_volume_change`` (relative) of ``reference_volumes`` (each frame's starting cell): a cell that swelled or
+    collapsed under a bad model is not a physical configuration, even where the ensemble agrees on it."""
     cells = np.asarray(cells, dtype=float)
     positions = np.asarray(positions, dtype=float)
     keep = np.ones(len(cells), dtype=bool)
+    if max_volume_change is not None and reference_volumes is not None and len(cells):
+        volumes = np.abs(np.linalg.det(cells))
+        keep &= np.abs(volumes / np.asarray(reference_volumes, dtype=float) - 1) <= max_volume_change
     for index, (cell, coords) in enumerate(zip(cells, positions, strict=True)):
+        if not keep[index]:
+            continue
         if (max_skew is not None and cell_skew(cell) > max_skew) or (
             min_distance is not None and shortest_distance(cell, coords) < min_distance
         ):

@@ -15,7 +15,13 @@ from aiida_perovskite.campaign.schedule import (
 
 ERROR_SETS = ("validation", "held_out")  # a fixed set given by the user; frames held out of the labels
 
-__all__ = ("check_convergence", "collect_history", "start_schedule", "summarise_iteration")
+__all__ = (
+    "check_convergence",
+    "collect_history",
+    "start_schedule",
+    "summarise_iteration",
+    "summarise_learning_curve",
+)
 
 
 @calcfunction
@@ -127,3 +133,21 @@ def summarise_iteration(
 def collect_history(**records: orm.Dict) -> orm.List:
     """The iteration records (``iteration_<i>``) in iteration order."""
     return orm.List([records[key].get_dict() for key in sorted(records, key=lambda k: int(k.rsplit("_", 1)[1]))])
+
+
+@calcfunction
+def summarise_learning_curve(history: orm.List, final_labels: orm.Int, **metrics: orm.Dict) -> orm.Dict:
+    """The errors of every iteration's ensemble (``iteration_<i>__<model>``, and ``final__<model>`` for the final
+    training) on one set -- the frames held out over the whole campaign -- against the labels behind each
+    ensemble: a learning curve whose points are comparable, unlike tests on a held-out set that grows."""
+    from aiida_perovskite.campaign.queries import labels_behind
+
+    labels = {f"iteration_{record['iteration']}": labels_behind(record) for record in history.get_list()}
+    labels["final"] = final_labels.value
+    ensembles: dict[str, dict] = {}
+    for key, node in metrics.items():
+        ensemble, model = key.split("__")
+        ensembles.setdefault(ensemble, {})[model] = node.get_dict()
+    order = sorted(ensembles, key=lambda name: (name == "final", int(name.split("_")[-1]) if name != "final" else 0))
+    points = [{"ensemble": name, "labels": labels[name], **ensemble_errors(ensembles[name])} for name in order]
+    return orm.Dict({"points": points})

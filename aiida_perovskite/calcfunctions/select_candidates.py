@@ -79,10 +79,15 @@ def select_candidates(
         deviation_all = np.concatenate(deviations) if deviations else np.zeros(0)
         pair_array = np.array(pairs, dtype=int).reshape(-1, 2)
 
-        cells, positions, symbols = _gather_frames(frames, pair_array.shape[0])
+        cells, positions, symbols, references = _gather_frames(frames, pair_array.shape[0])
         candidate_rows = np.flatnonzero(classes_all == CANDIDATE)
         passing = sanity_mask(
-            cells[candidate_rows], positions[candidate_rows], sanity.get("min_distance"), sanity.get("max_skew")
+            cells[candidate_rows],
+            positions[candidate_rows],
+            sanity.get("min_distance"),
+            sanity.get("max_skew"),
+            sanity.get("max_volume_change"),
+            references[candidate_rows],
         )
         filtered_rows = candidate_rows[~passing]
         eligible = candidate_rows[passing]
@@ -126,17 +131,20 @@ def select_candidates(
 
 
 def _gather_frames(frames, count: int):
-    """Cells and positions of every kept frame, in the order of the (job, frame) pairs."""
-    cells, positions, symbols = [], [], []
+    """Cells and positions of every kept frame, in the order of the (job, frame) pairs, with the volume of the
+    first frame of each frame's run (its starting cell)."""
+    cells, positions, symbols, references = [], [], [], []
     for trajectory, kept in frames:
         if trajectory is None or kept.size == 0:
             continue
         symbols = trajectory.symbols
-        cells.append(trajectory.get_cells()[kept])
+        all_cells = trajectory.get_cells()
+        cells.append(all_cells[kept])
         positions.append(trajectory.get_positions()[kept])
+        references.append(np.full(kept.size, abs(np.linalg.det(all_cells[0]))))
     if not cells:
-        return np.zeros((count, 3, 3)), np.zeros((count, 0, 3)), symbols
-    return np.concatenate(cells), np.concatenate(positions), symbols
+        return np.zeros((count, 3, 3)), np.zeros((count, 0, 3)), symbols, np.ones(count)
+    return np.concatenate(cells), np.concatenate(positions), symbols, np.concatenate(references)
 
 
 def _child_seed(sequence: np.random.SeedSequence) -> int:

@@ -48,7 +48,9 @@ def _labeled_data(value: str | int | None, key: str) -> TrainingSetData | None:
 
 def _structure(spec: SystemSpec, campaign: Campaign, seed: int) -> orm.StructureData:
     if spec.source == "perovskite":
-        atoms = parent_cell(spec.value, spec.phase, spec.lattice_constant, spec.c_over_a).repeat(spec.repeat)
+        atoms = parent_cell(
+            spec.value, spec.phase, spec.lattice_constant, spec.c_over_a, spec.angle, spec.displacement
+        ).repeat(spec.repeat)
         return orm.StructureData(ase=atoms)
     if spec.source == "file":
         from ase.io import read
@@ -74,6 +76,24 @@ def _check_type_map(campaign: Campaign, training_set: TrainingSetData | None) ->
         )
 
 
+def _analysis(builder, campaign: Campaign, seed: int) -> None:
+    """The phase diagram and polarization analysis the campaign runs on its final model."""
+    if not campaign.analysis:
+        return
+    diagram = campaign.analysis["phase_diagram"]
+    spec = campaign.analysis_structure
+    builder.phase_diagram.structure = _structure(spec, campaign, seed)
+    builder.phase_diagram.repeats = orm.List(spec.repeat)
+    builder.phase_diagram.temperatures = orm.List(diagram["temperatures"])
+    builder.phase_diagram.mode = orm.Str(diagram["mode"])
+    builder.phase_diagram.pressure = orm.Float(diagram["pressure"])
+    builder.phase_diagram.protocol = orm.Dict(diagram["md"])
+    if "polarization" in campaign.analysis:
+        polarization = campaign.analysis["polarization"]
+        builder.polarization.settings = orm.Dict({"repeats": spec.repeat, **polarization["settings"]})
+        builder.polarization_temperatures = orm.List(polarization["temperatures"])
+
+
 def build_campaign(campaign: Campaign):
     """The builder of the ConcurrentLearningWorkChain for ``campaign``."""
     from aiida_perovskite.engines import get_engine
@@ -93,10 +113,10 @@ def build_campaign(campaign: Campaign):
     builder = ConcurrentLearningWorkChain.get_builder()
     builder.metadata.label = campaign.name
     builder.metadata.description = campaign.description
-    seeds = spawn_seeds(campaign.seed, len(campaign.systems))
+    seeds = spawn_seeds(campaign.seed, len(campaign.systems) + 1)  # the last one builds the analysis structure
     builder.structures = {
         name: _structure(spec, campaign, seed)
-        for (name, spec), seed in zip(campaign.systems.items(), seeds, strict=True)
+        for (name, spec), seed in zip(campaign.systems.items(), seeds[:-1], strict=True)
     }
     builder.schedule = orm.Dict(campaign.stages)
     builder.trust = orm.Dict(campaign.trust)
@@ -157,6 +177,7 @@ def build_campaign(campaign: Campaign):
             f"labeling.{engine.section_keys[0] if engine.section_keys else 'engine'}", str(exc)
         ) from exc
     builder.allow_mixed_levels = orm.Bool(labeling.get("allow_mixed_levels", False))
+    _analysis(builder, campaign, seeds[-1])
     builder.label.max_concurrent = orm.Int(labeling.get("max_concurrent", 2))
     builder.label.tolerated_failed_fraction = orm.Float(labeling.get("tolerated_failed_fraction", 0.0))
     return builder

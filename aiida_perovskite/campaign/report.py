@@ -115,27 +115,36 @@ def plot_fractions(records: list[dict], path: pathlib.Path) -> pathlib.Path:
     return _save(figure, path)
 
 
-def plot_test_errors(records: list[dict], path: pathlib.Path) -> pathlib.Path | None:
-    """Energy and force RMSE of the ensemble on the validation / held-out frames against the number of labels,
-    beside the accurate fraction of the explored frames; None when the campaign measured no test error."""
-    rows = [(labels_behind(r), test_errors(r), r) for r in records if test_errors(r)]
-    if not rows:
+def plot_test_errors(records: list[dict], curve: dict | None, path: pathlib.Path) -> pathlib.Path | None:
+    """Force and energy RMSE of the ensembles against the number of labels behind them -- on one fixed set
+    (every iteration's models tested at the end on all the frames held out during the campaign) and as measured
+    during the campaign (the validation set, else the frames held out so far) -- beside the accurate fraction
+    of the explored frames. None when the campaign measured no test error."""
+    live = [(labels_behind(r), test_errors(r), r) for r in records if test_errors(r)]
+    points = (curve or {}).get("points", [])
+    if not live and not points:
         return None
-    figure, (forces, energies, fraction) = _figure(13.0, 3.8, columns=3, sharey=False)
-    labels = [count for count, _, _ in rows]
-    kind = "validation set" if "validation" in rows[0][2] else "held-out frames"
-    xlabel = "labels (trained on + held out)"
-    forces.plot(labels, [errors["force_rmse"] for _, errors, _ in rows], "o-", color="tab:blue", label="ensemble")
-    for index, model in enumerate(rows[0][1]["force_rmse_by_model"]):
-        values = [errors["force_rmse_by_model"].get(model, np.nan) for _, errors, _ in rows]
-        forces.plot(labels, values, "x", color="tab:blue", alpha=0.5, label="each model" if index == 0 else None)
-    forces.set(xlabel=xlabel, ylabel=f"force RMSE, {kind} (eV/Å)", ylim=(0, None))
-    forces.legend(fontsize="small")
-    energies.plot(labels, [1000 * errors["energy_rmse_per_atom"] for _, errors, _ in rows], "o-", color="tab:purple")
-    energies.set(xlabel=xlabel, ylabel=f"energy RMSE, {kind} (meV/atom)", ylim=(0, None))
-    explored = np.array([sum(v["explored"] for v in r["systems"].values()) for _, _, r in rows])
-    accurate = np.array([sum(v["accurate"] for v in r["systems"].values()) for _, _, r in rows])
-    fraction.plot(labels, accurate / np.maximum(explored, 1), "o-", color="tab:green")
+    figure, (forces, energies, fraction) = _figure(13.5, 4.0, columns=3, sharey=False)
+    xlabel = "labels behind the models (trained on + held out)"
+    kind = "validation set" if live and "validation" in live[0][2] else "held out so far"
+    if points:
+        labels = [point["labels"] for point in points]
+        fixed = f"final held-out set ({points[0]['nframes']} frames)"
+        forces.plot(labels, [p["force_rmse"] for p in points], "o-", color="tab:blue", label=fixed)
+        energies.plot(labels, [1000 * p["energy_rmse_per_atom"] for p in points], "o-", color="tab:blue", label=fixed)
+    if live:
+        labels = [count for count, _, _ in live]
+        forces.plot(labels, [e["force_rmse"] for _, e, _ in live], "s--", color="tab:gray", label=kind)
+        energies.plot(
+            labels, [1000 * e["energy_rmse_per_atom"] for _, e, _ in live], "s--", color="tab:gray", label=kind
+        )
+    forces.set(xlabel=xlabel, ylabel="force RMSE (eV/Å)", ylim=(0, None))
+    energies.set(xlabel=xlabel, ylabel="energy RMSE (meV/atom)", ylim=(0, None))
+    for axes in (forces, energies):
+        axes.legend(fontsize="small")
+    explored = np.array([sum(v["explored"] for v in r["systems"].values()) for r in records])
+    accurate = np.array([sum(v["accurate"] for v in r["systems"].values()) for r in records])
+    fraction.plot([labels_behind(r) for r in records], accurate / np.maximum(explored, 1), "o-", color="tab:green")
     fraction.set(xlabel=xlabel, ylabel="accurate fraction of explored frames", ylim=(0, 1.02))
     return _save(figure, path)
 
@@ -144,6 +153,116 @@ def _colours(count: int) -> list:
     import matplotlib
 
     return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.9, max(count, 1))][:count]
+
+
+def _learning_curve_section(campaign: orm.WorkChainNode) -> list[str]:
+    """Every iteration's ensemble on the same frames (all those held out during the campaign)."""
+    if "learning_curve" not in campaign.outputs:
+        return []
+    points = campaign.outputs.learning_curve["points"]
+    lines = [
+        "## Learning curve on one held-out set",
+        "",
+        f"Each iteration's ensemble (and the final training's) tested at the end on the same {points[0]['nframes']} "
+        "frames, all those held out of training during the campaign (`dp test`, mean over the models).",
+        "",
+        "| ensemble | labels | force RMSE (eV/Å) | force MAE (eV/Å) | energy RMSE (meV/atom) | energy MAE (meV/atom) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for point in points:
+        lines.append(
+            f"| {point['ensemble']} | {point['labels']} | {point['force_rmse']:.3f} | {point['force_mae']:.3f} | "
+            f"{1000 * point['energy_rmse_per_atom']:.2f} | {1000 * point['energy_mae_per_atom']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def _copy_figure(node: orm.SinglefileData, path: pathlib.Path) -> pathlib.Path:
+    with node.open(mode="rb") as handle:
+        path.write_bytes(handle.read())
+    return path
+
+
+def _vector(values, digits: int = 3) -> str:
+    return "(" + ", ".join(f"{value:.{digits}f}" for value in values) + ")"
+
+
+def _analysis_section(campaign: orm.WorkChainNode, directory: pathlib.Path) -> list[str]:
+    """The phase diagram and the polarization analysis of the final model (when the campaign ran them)."""
+    outputs = campaign.outputs
+    if "phase_diagram" not in outputs:
+        return []
+    diagram = outputs.phase_diagram
+    table = diagram.table.get_dict()
+    structure = campaign.inputs.phase_diagram.structure
+    repeats = campaign.inputs.phase_diagram.repeats.get_list()
+    lines = [
+        "## Phase diagram of the final model",
+        "",
+        f"NPT MD ({campaign.inputs.phase_diagram.mode.value}) of a {'x'.join(map(str, repeats))} supercell "
+        f"({len(structure.sites)} atoms) with the final model; pseudocubic lattice constants (Å) and cell angles "
+        "(°) averaged over the production part, the mean B-cation displacement (Å) and the phase the project's "
+        "classifier gives (`analysis/phases.py`).",
+        "",
+        "| T (K) | phase | from the lattice | a, b, c (Å) | angles (°) | polar vector (Å) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        polar = _vector(row["polar_vector"]) if "polar_vector" in row else "-"
+        lines.append(
+            f"| {row['temperature']:g} | {row['phase']} | {row['phase_from_lattice']} | {_vector(row['lattice'])} | "
+            f"{_vector(row['angles'], 2)} | {polar} |"
+        )
+    transitions = table["transitions"]
+    lines += [
+        "",
+        "Transitions: "
+        + (
+            "; ".join(f"{t['from']} → {t['to']} between {t['lower']:g} and {t['upper']:g} K" for t in transitions)
+            if transitions
+            else "none found on this ladder"
+        ),
+        "",
+        f"![phase diagram]({_copy_figure(diagram.plot, directory / 'phase_diagram.png').name})",
+        "",
+    ]
+    for key, statistics in sorted(getattr(outputs, "polarization", {}).items()):
+        values = statistics.get_dict()
+        temperature = key.removeprefix("T").removesuffix("K").replace("p", ".")
+        lines += [
+            f"## Local polarization at {temperature} K",
+            "",
+            f"{values['frames']} frames; per-cell phase fractions "
+            + ", ".join(f"{label} {fraction:.2f}" for label, fraction in values["cell_phase_fractions"].items())
+            + (
+                f"; spontaneous polarization |P| = {values['polarization_magnitude']:.3f} C/m²"
+                if "polarization_magnitude" in values
+                else ""
+            ),
+            "",
+            "| element | mean displacement (Å) | TAID (Å) | mean magnitude (Å) |",
+            "|---|---|---|---|",
+        ]
+        for element, stats in values["elements"].items():
+            lines.append(
+                f"| {element} | {_vector(stats['mean_vector'])} | {stats['taid']:.3f} | {stats['mean_magnitude']:.3f} |"
+            )
+        plots = _polarization_plots(statistics)
+        lines.append("")
+        for name, figure in plots.items():
+            path = _copy_figure(figure, directory / f"polarization_{key}_{name}.png")
+            lines += [f"![{name} at {temperature} K]({path.name})", ""]
+    return lines
+
+
+def _polarization_plots(statistics: orm.Dict) -> dict[str, orm.SinglefileData]:
+    """The figures made together with ``statistics`` (by the same analyse_polarization call)."""
+    calculation = statistics.creator
+    return {
+        link.link_label.removeprefix("plots__"): link.node
+        for link in calculation.base.links.get_outgoing(node_class=orm.SinglefileData).all()
+        if link.link_label.startswith("plots__")
+    }
 
 
 def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> pathlib.Path:
@@ -162,7 +281,8 @@ def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> 
         figures.append(("Model deviation", plot_deviation_histograms(deviations, trust, directory / "deviations.png")))
     if records:
         figures.append(("Frame classes", plot_fractions(records, directory / "fractions.png")))
-        errors = plot_test_errors(records, directory / "test_errors.png")
+        curve = campaign.outputs.learning_curve.get_dict() if "learning_curve" in campaign.outputs else None
+        errors = plot_test_errors(records, curve, directory / "test_errors.png")
         if errors is not None:
             figures.append(("Held-out error against labels", errors))
     (directory / "history.json").write_text(json.dumps(records, indent=1))
@@ -195,8 +315,10 @@ def write_report(campaign: orm.WorkChainNode, directory: str | pathlib.Path) -> 
         "the ensemble's mean `dp test` errors on the validation set, else on the frames held out of training.",
         "",
     ]
+    lines += _learning_curve_section(campaign)
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    lines += _analysis_section(campaign, directory)
     report = directory / "report.md"
     report.write_text("\n".join(lines))
     return report

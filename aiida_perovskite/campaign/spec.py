@@ -19,7 +19,7 @@ import yaml
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES
 from aiida_perovskite.campaign.schedule import STAGE_KEYS
 from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
-from aiida_perovskite.structures import PHASES, parse_composition
+from aiida_perovskite.structures import PHASES, parent_cell, parse_composition
 from aiida_perovskite.structures.composition import CompositionError
 
 __all__ = ("Campaign", "CampaignError", "SystemSpec", "load_campaign", "parse_campaign")
@@ -39,10 +39,12 @@ TOP_KEYS = (
     "training",
     "exploration",
     "labeling",
+    "analysis",
 )
 SYSTEM_KEYS = ("structure", "repeat", "stages", "trust")
 STRUCTURE_SOURCES = ("perovskite", "composition", "file")
-STRUCTURE_KEYS = (*STRUCTURE_SOURCES, "phase", "lattice_constant", "c_over_a", "configuration")
+PARENT_KEYS = ("phase", "lattice_constant", "c_over_a", "angle", "displacement")  # of a parent perovskite only
+STRUCTURE_KEYS = (*STRUCTURE_SOURCES, *PARENT_KEYS, "configuration")
 TRUST_KEYS = ("force_lo", "force_hi", "virial_lo", "virial_hi")
 CONVERGENCE_KEYS = ("accurate_fraction", "max_iterations", "max_force_rmse")
 VALIDATION_KEYS = ("training_set", "held_out_fraction")
@@ -50,6 +52,7 @@ INITIAL_KEYS = ("training_set", "perturbation")
 PERTURBATION_KEYS = ("count", "cell_strain", "atom_displacement", "volume_scale")
 TRAINING_KEYS = ("code", "protocol", "num_models", "backend", "overrides", "reuse", "final", "options")
 EXPLORATION_KEYS = ("code", "selection_mode", "skip_frames", "sanity", "options")
+SANITY_KEYS = ("min_distance", "max_skew", "max_volume_change")
 LABELING_KEYS = (
     "engine",
     "code",
@@ -61,6 +64,9 @@ LABELING_KEYS = (
     "allow_mixed_levels",
     "teacher",
 )
+ANALYSIS_KEYS = ("phase_diagram", "polarization")
+PHASE_DIAGRAM_KEYS = ("structure", "repeat", "temperatures", "mode", "pressure", "md")
+POLARIZATION_KEYS = ("temperatures", "settings")
 BACKENDS = ("tensorflow", "pytorch")
 SELECTION_MODES = ("random", "max_deviation")
 
@@ -84,6 +90,8 @@ class SystemSpec:
     phase: str = "cubic"
     lattice_constant: float | None = None
     c_over_a: float | None = None
+    angle: float | None = None  # degrees, orthorhombic/rhombohedral shear
+    displacement: float = 0.0  # Å, B cation along the polar axis (a polar start instead of the saddle point)
     configuration: int = 0
 
 
@@ -109,6 +117,8 @@ class Campaign:
     exploration: dict[str, Any]
     labeling: dict[str, Any]
     base_dir: pathlib.Path
+    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
+    analysis_structure: SystemSpec | None = None
 
     def elements(self) -> set[str]:
         """Every element of every system."""
@@ -185,6 +195,7 @@ def parse_campaign(data: Any, base_dir: pathlib.Path | None = None) -> Campaign:
     labeling = _section(data, "labeling", LABELING_KEYS, defaults["labeling"], {"code": f"{engine}@localhost"})
     _labeling(labeling, base_dir)
 
+    analysis, analysis_structure = _analysis(data.get("analysis") or {}, base_dir)
     campaign = Campaign(
         name=name,
         description=str(data.get("description", "")),
@@ -204,6 +215,8 @@ def parse_campaign(data: Any, base_dir: pathlib.Path | None = None) -> Campaign:
         exploration=exploration,
         labeling=labeling,
         base_dir=base_dir,
+        analysis=analysis,
+        analysis_structure=analysis_structure,
     )
     _engine_elements(campaign)
     return campaign
@@ -260,8 +273,10 @@ def _systems(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, SystemSpec],
     systems, stages, trust = {}, {}, {}
     for name, spec in value.items():
         key = f"systems.{name}"
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or "__" in name:
-            raise CampaignError(key, "system names use letters, digits, '-' and single '_' (no '__')")
+        if not isinstance(name, str) or not name.isascii() or not name.replace("_", "").isalnum() or "__" in name:
+            raise CampaignError(
+                key, "system names use letters, digits and single '_' (they become AiiDA link labels), e.g. BTO_T"
+            )
         _mapping(spec, key, "give structure (and optionally repeat, stages, trust)")
         _known(spec, SYSTEM_KEYS, key)
         if "structure" not in spec:
@@ -287,9 +302,16 @@ def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.P
         raise CampaignError(f"{key[: -len('.structure')]}.repeat", f"give three positive integers, got {repeat!r}")
     (source,) = sources
     spec = SystemSpec(name, source, value[source], list(repeat))
-    for field in ("lattice_constant", "c_over_a"):
+    for field in ("lattice_constant", "c_over_a", "angle"):
         if field in value:
             setattr(spec, field, _number(value[field], f"{key}.{field}"))
+    if "displacement" in value:
+        spec.displacement = _number(value["displacement"], f"{key}.displacement", positive=False)
+        if not 0 <= spec.displacement < 0.5:
+            raise CampaignError(f"{key}.displacement", f"must be in [0, 0.5) Å, got {spec.displacement}")
+    for field in PARENT_KEYS[2:]:
+        if field in value and source != "perovskite":
+            raise CampaignError(f"{key}.{field}", "applies to a parent perovskite only (structure.perovskite)")
     if "phase" in value:
         if value["phase"] not in PHASES:
             raise CampaignError(f"{key}.phase", f"unknown phase {value['phase']!r}; choose one of {', '.join(PHASES)}")
@@ -310,6 +332,11 @@ def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.P
         single = len(composition.a_site) == 1 and len(composition.b_site) == 1
         if source == "perovskite" and not single:
             raise CampaignError(f"{key}.perovskite", f"{composition.formula()} is a solid solution: use composition:")
+        if source == "perovskite":
+            try:
+                parent_cell(spec.value, spec.phase, spec.lattice_constant, spec.c_over_a, spec.angle, spec.displacement)
+            except ValueError as exc:
+                raise CampaignError(key, str(exc)) from exc
     return spec
 
 
@@ -463,6 +490,9 @@ def _exploration(section: dict) -> None:
     _integer(section.get("skip_frames", 0), "exploration.skip_frames", minimum=0)
     for name in ("sanity", "options"):
         _mapping(section.get(name, {}), f"exploration.{name}")
+    _known(section.get("sanity", {}), SANITY_KEYS, "exploration.sanity")
+    for name, value in section.get("sanity", {}).items():
+        _number(value, f"exploration.sanity.{name}")
 
 
 def _labeling(section: dict, base_dir: pathlib.Path) -> None:
@@ -493,6 +523,54 @@ def _labeling(section: dict, base_dir: pathlib.Path) -> None:
         _mapping(section.get(name, {}), f"labeling.{name}")
     if problem := engine.check_section(section, base_dir):
         raise CampaignError(*problem)
+
+
+def _analysis(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, Any], SystemSpec | None]:
+    """The downstream analysis run on the final model once the campaign converged."""
+    from aiida_perovskite.workflows.phase_diagram import ladder_error, protocol_error
+    from aiida_perovskite.workflows.polarization import KNOWN_SETTINGS
+
+    _mapping(value, "analysis")
+    _known(value, ANALYSIS_KEYS, "analysis")
+    if not value:
+        return {}, None
+    if "phase_diagram" not in value:
+        raise CampaignError("analysis.phase_diagram", "missing: the polarization analysis reads its MD runs")
+    diagram = value["phase_diagram"]
+    key = "analysis.phase_diagram"
+    _mapping(diagram, key)
+    _known(diagram, PHASE_DIAGRAM_KEYS, key)
+    for required in ("structure", "temperatures", "md"):
+        if required not in diagram:
+            raise CampaignError(f"{key}.{required}", "missing")
+    structure = _structure("phase_diagram", diagram["structure"], diagram.get("repeat", [1, 1, 1]), key, base_dir)
+    temperatures = diagram["temperatures"]
+    mode = diagram.get("mode", "heating")
+    if not isinstance(temperatures, list):
+        raise CampaignError(f"{key}.temperatures", f"give a list of temperatures in K, got {temperatures!r}")
+    if error := ladder_error(temperatures, mode):
+        raise CampaignError(f"{key}.temperatures", error)
+    pressure = _number(diagram.get("pressure", 1.0), f"{key}.pressure", positive=False)
+    _mapping(diagram["md"], f"{key}.md")
+    if error := protocol_error(diagram["md"], temperatures[0], pressure):
+        raise CampaignError(f"{key}.md", error)
+    analysis = {
+        "phase_diagram": {"temperatures": temperatures, "mode": mode, "pressure": pressure, "md": diagram["md"]}
+    }
+    if "polarization" in value:
+        polarization = value["polarization"]
+        key = "analysis.polarization"
+        _mapping(polarization, key)
+        _known(polarization, POLARIZATION_KEYS, key)
+        chosen = polarization.get("temperatures", [min(temperatures)])
+        missing = [t for t in chosen if t not in temperatures] if isinstance(chosen, list) else chosen
+        if not isinstance(chosen, list) or missing:
+            raise CampaignError(f"{key}.temperatures", f"{missing} are not on the phase-diagram ladder {temperatures}")
+        settings = polarization.get("settings", {})
+        _mapping(settings, f"{key}.settings")
+        _known(settings, tuple(sorted(KNOWN_SETTINGS)), f"{key}.settings")
+        analysis["polarization"] = {"temperatures": chosen, "settings": settings}
+    return analysis, structure
 
 
 def _elements_of(spec: SystemSpec, base_dir: pathlib.Path) -> set[str]:

@@ -134,6 +134,28 @@ class TrainingSetData(Data):
         for name in self.system_names:
             yield name, self.get_frames(name)
 
+    def content_hash(self) -> str:
+        """sha256 of the labeled frames (type_map, atom types, cells, coordinates, energies, forces, virials of
+        every system in name order): equal for equal data, whatever node holds it."""
+        import hashlib
+
+        import numpy as np
+
+        digest = hashlib.sha256(repr(self.type_map).encode())
+        for name, frames in sorted(self.iter_frames()):
+            digest.update(name.encode())
+            for array in (
+                frames.atom_types,
+                frames.cells,
+                frames.coords,
+                frames.energies,
+                frames.forces,
+                frames.virials,
+            ):
+                if array is not None:
+                    digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
     def to_dpdata(self):
         """Return the data as a ``dpdata.MultiSystems`` (one LabeledSystem per stored system)."""
         import dpdata

@@ -12,6 +12,7 @@ from aiida_perovskite.calcfunctions.convergence import (
     collect_history,
     start_schedule,
     summarise_iteration,
+    summarise_learning_curve,
 )
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.training_sets import merge_training_sets, split_training_set
@@ -23,6 +24,8 @@ from aiida_perovskite.data.training_set import label_source_conflict
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs, label_source_of
+from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain
+from aiida_perovskite.workflows.polarization import PolarizationWorkChain
 from aiida_perovskite.workflows.tags import tag_child
 from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
 
@@ -129,6 +132,13 @@ def validate_inputs(inputs, _) -> str | None:
     elements = {symbol for structure in structures.values() for symbol in structure.get_symbols_set()}
     if error := check_engine_inputs(inputs["label"], elements):
         return error
+    if inputs.get("polarization") and not inputs.get("phase_diagram"):
+        return "polarization analyses MD runs of the phase diagram: give phase_diagram too"
+    chosen = inputs["polarization_temperatures"].get_list() if "polarization_temperatures" in inputs else []
+    if chosen and inputs.get("phase_diagram", {}).get("temperatures") is not None:
+        missing = sorted(set(chosen) - set(inputs["phase_diagram"]["temperatures"].get_list()))
+        if missing:
+            return f"polarization_temperatures {missing} are not on the phase-diagram ladder"
     if has_data and not inputs["allow_mixed_levels"].value:
         sources = [*inputs["training_set"].label_sources, label_source_of(inputs["label"])]
         if conflict := label_source_conflict(sources):
@@ -215,6 +225,32 @@ class ConcurrentLearningWorkChain(WorkChain):
         )
         spec.expose_inputs(ExploreWorkChain, namespace="explore", exclude=EXPLORE_EXCLUDED)
         spec.expose_inputs(LabelWorkChain, namespace="label", exclude=("structures", "trajectories"))
+        spec.expose_inputs(
+            PhaseDiagramWorkChain,
+            namespace="phase_diagram",
+            exclude=("code", "model", "seed"),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "After convergence: a phase diagram with the final (compressed) model_0.",
+            },
+        )
+        spec.expose_inputs(
+            PolarizationWorkChain,
+            namespace="polarization",
+            exclude=("trajectory",),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "The local-polarization analysis of phase-diagram runs (needs phase_diagram).",
+            },
+        )
+        spec.input(
+            "polarization_temperatures",
+            valid_type=orm.List,
+            required=False,
+            help="Temperatures of the phase-diagram ladder whose MD runs are analysed (default: the lowest).",
+        )
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
@@ -228,6 +264,9 @@ class ConcurrentLearningWorkChain(WorkChain):
                 cls.merge_and_decide,
             ),
             if_(cls.final_training_requested)(cls.run_final_training, cls.inspect_final_training),
+            cls.run_downstream,
+            cls.run_polarization,
+            cls.inspect_downstream,
             cls.results,
         )
         spec.output_namespace("models", valid_type=DeepPotentialData, dynamic=True, required=False)
@@ -236,6 +275,16 @@ class ConcurrentLearningWorkChain(WorkChain):
         spec.output("history", valid_type=orm.List, required=False, help="One record per iteration.")
         spec.output("progress", valid_type=orm.Dict, required=False, help="Where each system is in its schedule.")
         spec.output("held_out_set", valid_type=TrainingSetData, required=False, help="Labels kept out of training.")
+        spec.expose_outputs(PhaseDiagramWorkChain, namespace="phase_diagram", namespace_options={"required": False})
+        spec.output_namespace(
+            "polarization", valid_type=orm.Dict, dynamic=True, required=False, help="Statistics per analysed run."
+        )
+        spec.output(
+            "learning_curve",
+            valid_type=orm.Dict,
+            required=False,
+            help="Every iteration's ensemble tested on the final held-out set: errors against labels, on one set.",
+        )
         spec.exit_code(401, "ERROR_INIT_DATA_FAILED", message="the initial data could not be labeled: {message}")
         spec.exit_code(402, "ERROR_TRAINING_FAILED", message="training failed in iteration {iteration}: {message}")
         spec.exit_code(
@@ -254,6 +303,9 @@ class ConcurrentLearningWorkChain(WorkChain):
             "were labeled are in the training_set output, `aiida-perovskite campaign relabel` re-runs the others.",
         )
         spec.exit_code(406, "ERROR_FINAL_TRAINING_FAILED", message="the final training failed: {message}")
+        spec.exit_code(
+            408, "ERROR_ANALYSIS_FAILED", message="the campaign converged but its analysis failed: {message}"
+        )
         spec.exit_code(
             407,
             "ERROR_VALIDATION_FAILED",
@@ -282,6 +334,7 @@ class ConcurrentLearningWorkChain(WorkChain):
         self.ctx.seeds = [seeds[f"seed_{index}"] for index in range(count)]
         self.ctx.training_set = self.inputs.get("training_set")
         self.ctx.held_out = None
+        self.ctx.ensembles = {}
 
     def needs_init_data(self):
         return self.ctx.training_set is None
@@ -361,6 +414,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_TRAINING_FAILED.format(iteration=self.ctx.iteration, message=_failure(node))
         self.ctx.trained_on = self.ctx.training_set
         self.ctx.models = dict(node.outputs.models)
+        self.ctx.ensembles[f"iteration_{self.ctx.iteration}"] = dict(self.ctx.models)
         self.ctx.compressed_models = dict(getattr(node.outputs, "compressed_models", {}))
         return None
 
@@ -401,19 +455,21 @@ class ConcurrentLearningWorkChain(WorkChain):
 
     def _submit_tests(self) -> dict[str, orm.ProcessNode]:
         """``dp test`` of every model of this iteration on the validation set and on the held-out frames."""
-        train = self.exposed_inputs(TrainEnsembleWorkChain, "train")["train"]["train"]
         calls = {}
         for kind, dataset in self._test_sets().items():
             for name, model in sorted(self.ctx.models.items()):
-                builder = DeepmdTestCalculation.get_builder()
-                builder.code, builder.model, builder.dataset = train["code"], model, dataset
-                options = {key: value for key, value in train["metadata"]["options"].items() if key != "parser_name"}
-                builder.metadata.options = options
-                builder.metadata.call_link_label = f"test_{kind}_{self.ctx.iteration}_{name}"
-                node = self.submit(builder)
-                tag_child(self.node, node, iteration=self.ctx.iteration, stage="validate", test_set=kind, model=name)
-                calls[f"test__{kind}__{name}"] = node
+                calls[f"test__{kind}__{name}"] = self._submit_test(kind, self.ctx.iteration, name, model, dataset)
         return calls
+
+    def _submit_test(self, kind: str, ensemble, name: str, model, dataset) -> orm.ProcessNode:
+        train = self.exposed_inputs(TrainEnsembleWorkChain, "train")["train"]["train"]
+        builder = DeepmdTestCalculation.get_builder()
+        builder.code, builder.model, builder.dataset = train["code"], model, dataset
+        builder.metadata.options = {k: v for k, v in train["metadata"]["options"].items() if k != "parser_name"}
+        builder.metadata.call_link_label = f"test_{kind}_{ensemble}_{name}"
+        node = self.submit(builder)
+        tag_child(self.node, node, stage="validate", test_set=kind, ensemble=str(ensemble), model=name)
+        return node
 
     def inspect_exploration(self):
         self.ctx.test_metrics = {}
@@ -534,7 +590,85 @@ class ConcurrentLearningWorkChain(WorkChain):
             self._expose_outputs()
             return self.exit_codes.ERROR_FINAL_TRAINING_FAILED.format(message=_failure(node))
         self.ctx.models = dict(node.outputs.models)
+        self.ctx.ensembles["final"] = dict(self.ctx.models)
         self.ctx.compressed_models = dict(getattr(node.outputs, "compressed_models", {}))
+        return None
+
+    def analysis_requested(self) -> bool:
+        if "phase_diagram" not in self.inputs or not self.inputs.phase_diagram:
+            return False
+        if not self.ctx.converged:
+            self.report("not converged: the phase diagram and polarization analysis are not run on these models")
+            return False
+        return True
+
+    def _final_model(self) -> DeepPotentialData:
+        """The model the downstream MD runs with: the compressed model_0 when there is one (fastest)."""
+        return (self.ctx.compressed_models or self.ctx.models)["model_0"]
+
+    def run_downstream(self):
+        """At the same time: every iteration's ensemble tested on the final held-out set (one learning curve on
+        one set), and the phase diagram of the final model."""
+        calls = {}
+        if self.ctx.held_out is not None:
+            for key, models in self.ctx.ensembles.items():
+                for name, model in sorted(models.items()):
+                    calls[f"final_test__{key}__{name}"] = self._submit_test(
+                        "final", key, name, model, self.ctx.held_out
+                    )
+        if self.analysis_requested():
+            inputs = AttributeDict(self.exposed_inputs(PhaseDiagramWorkChain, "phase_diagram"))
+            inputs.code = self.inputs.explore.code
+            inputs.model = self._final_model()
+            inputs.seed = self.ctx.seeds[self.inputs.max_iterations.value + 1]
+            inputs.metadata = {"call_link_label": "phase_diagram"}
+            node = self.submit(PhaseDiagramWorkChain, **inputs)
+            tag_child(self.node, node, iteration=self.ctx.iteration, stage="phase_diagram")
+            self.report(f"phase diagram with the final model: {node.process_label}<{node.pk}>")
+            calls["phase_diagram"] = node
+        return ToContext(**calls)
+
+    def run_polarization(self):
+        node = self.ctx.get("phase_diagram")
+        if node is None:
+            return None
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_ANALYSIS_FAILED.format(message=_failure(node))
+        self.out_many(self.exposed_outputs(node, PhaseDiagramWorkChain, namespace="phase_diagram"))
+        if "polarization" not in self.inputs or not self.inputs.polarization:
+            return None
+        ladder = self.inputs.phase_diagram.temperatures.get_list()
+        chosen = self.inputs.polarization_temperatures.get_list() if "polarization_temperatures" in self.inputs else []
+        runs = {
+            run.base.extras.get("temperature"): run for run in node.called if run.process_label == "LammpsMdCalculation"
+        }
+        calls = {}
+        for temperature in chosen or [min(ladder)]:
+            label = f"{temperature:g}".replace(".", "p")
+            inputs = AttributeDict(self.exposed_inputs(PolarizationWorkChain, "polarization"))
+            inputs.trajectory = runs[temperature].outputs.trajectory
+            inputs.metadata = {"call_link_label": f"polarization_{label}K"}
+            child = self.submit(PolarizationWorkChain, **inputs)
+            tag_child(self.node, child, iteration=self.ctx.iteration, stage="polarization", temperature=temperature)
+            calls[f"polarization__{label}"] = child
+        return ToContext(**calls)
+
+    def inspect_downstream(self):
+        metrics = {}
+        for key, node in sorted(self.ctx.items()):
+            if key.startswith("final_test__"):
+                if not node.is_finished_ok:
+                    return self.exit_codes.ERROR_VALIDATION_FAILED.format(iteration="final", message=_failure(node))
+                _, ensemble, model = key.split("__")
+                metrics[f"{ensemble}__{model}"] = node.outputs.metrics
+            elif key.startswith("polarization__"):
+                if not node.is_finished_ok:
+                    return self.exit_codes.ERROR_ANALYSIS_FAILED.format(message=_failure(node))
+                self.out(f"polarization.T{key.split('__', 1)[1]}K", node.outputs.statistics)
+        if metrics:
+            labels = orm.Int(self.ctx.training_set.nframes + self.ctx.held_out.nframes)
+            curve = summarise_learning_curve(history=self._history(), final_labels=labels, **metrics)
+            self.out("learning_curve", curve)
         return None
 
     def results(self):
@@ -555,8 +689,15 @@ class ConcurrentLearningWorkChain(WorkChain):
         if self.ctx.held_out is not None:
             self.out("held_out_set", self.ctx.held_out)
         if self.ctx.records:
-            self.out("history", collect_history(**self.ctx.records))
+            self.out("history", self._history())
         self.out("progress", self.ctx.progress)
+
+    def _history(self) -> orm.List:
+        """The iteration records as one List (collected once)."""
+        if self.ctx.get("history_of") != len(self.ctx.records):
+            self.ctx.history = collect_history(**self.ctx.records)
+            self.ctx.history_of = len(self.ctx.records)
+        return self.ctx.history
 
 
 def _failure(node: orm.ProcessNode) -> str:

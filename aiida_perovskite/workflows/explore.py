@@ -106,8 +106,9 @@ class ExploreWorkChain(WorkChain):
         spec.input(
             "sanity",
             valid_type=orm.Dict,
-            default=lambda: orm.Dict({"min_distance": 0.8, "max_skew": 0.5}),
-            help="Candidate filter: min_distance (Å) between atoms, max_skew (tilt / length).",
+            default=lambda: orm.Dict({"min_distance": 0.8, "max_skew": 0.5, "max_volume_change": 0.2}),
+            help="Candidate filter: min_distance (Å) between atoms, max_skew (tilt / length), max_volume_change "
+            "(relative to the run's starting cell).",
         )
         spec.input("options", valid_type=dict, non_db=True, default=lambda: {}, help="metadata.options of the MD.")
         spec.inputs.validator = validate_inputs
