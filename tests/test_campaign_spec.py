@@ -85,10 +85,41 @@ INVALID = [
         "unknown element",
     ),
     (
-        changed("systems.BaTiO3.structure", {"perovskite": "LaAlO3"}),
+        changed("systems.BaTiO3.structure", {"perovskite": "LaAlO3", "lattice_constant": 3.79}),
         "systems.BaTiO3.structure",
         "cannot label it",
     ),
+    (
+        changed("systems.BaTiO3.structure", {"perovskite": "LaAlO3"}),
+        "systems.BaTiO3.structure",
+        "no default lattice constant for LaAlO3",
+    ),
+    (
+        changed("systems.BaTiO3.structure", {"composition": "Ba0.5Sr0.5TiO3", "displacement": 0.1}),
+        "systems.BaTiO3.structure.displacement",
+        "parent perovskite only",
+    ),
+    (changed("exploration.sanity", {"max_volume": 0.2}), "exploration.sanity.max_volume", "max_volume_change"),
+    (changed("validation", {"held_out_fraction": 1.0}), "validation.held_out_fraction", "[0, 1)"),
+    (changed("convergence.max_force_rmse", -0.1), "convergence.max_force_rmse", "positive"),
+    (
+        changed("labeling", {"engine": "cp2k", "code": "cp2k@localhost", "teacher": {"kind": "sevenn"}}),
+        "labeling.teacher",
+        "only the teacher engine takes it",
+    ),
+    (
+        changed("labeling", {"engine": "teacher", "teacher": {"kind": "sevenn", "model": "7net-omat"}}),
+        "labeling.teacher",
+        "would download it at run time",
+    ),
+    (
+        changed(
+            "analysis", {"phase_diagram": {"structure": {"perovskite": "BaTiO3"}, "temperatures": [300, 100], "md": {}}}
+        ),
+        "analysis.phase_diagram.temperatures",
+        "heating mode needs strictly increasing temperatures",
+    ),
+    (changed("analysis", {"polarization": {}}), "analysis.phase_diagram", "polarization analysis reads its MD runs"),
     (
         changed("systems.BaTiO3.structure", {"perovskite": "Ba0.5Sr0.5TiO3"}),
         "systems.BaTiO3.structure.perovskite",
@@ -192,8 +223,10 @@ def test_system_stages_and_trust_override_the_campaign_defaults(tmp_path):
 def test_protocol_fills_what_the_file_leaves_out(tmp_path):
     data = {key: value for key, value in VALID.items() if key not in ("stages", "trust", "convergence")}
     campaign = parse_campaign(data, base_dir=tmp_path)
-    assert campaign.max_labels == 2 and campaign.max_iterations == 3
-    assert campaign.trust == {"force_lo": 0.05, "force_hi": 0.5}
+    # the fast protocol's settings that make the loop learn (docs/campaigns.md)
+    assert campaign.max_labels == 25 and campaign.max_iterations == 6 and campaign.accurate_fraction == 0.9
+    assert campaign.trust == {"force_lo": 0.2, "force_hi": 0.6}
+    assert campaign.held_out_fraction == 0.2 and campaign.training["reuse"] == {"numb_steps": 1000}
     assert campaign.training["num_models"] == 2 and campaign.labeling["protocol"] == "fast"
 
 
@@ -204,6 +237,7 @@ def unit_codes(aiida_localhost):
         ("dp-unit", executable("dp"), "perovskite.deepmd.train"),
         ("lmp-unit", executable("lmp"), "perovskite.lammps.explore"),
         ("cp2k-unit", "/usr/bin/true", "cp2k"),
+        ("teacher-unit", executable("perovskite-teacher"), "perovskite.teacher.label"),
     ):
         if not orm.QueryBuilder().append(orm.InstalledCode, filters={"label": label}).count():
             orm.InstalledCode(
@@ -237,17 +271,22 @@ def test_training_set_without_the_systems_elements_is_refused(unit_codes, tmp_pa
 
 def test_demo_campaign_builds_a_valid_builder(unit_codes):
     data = yaml.safe_load((EXAMPLES / "demo-batio3.yaml").read_text())
-    for section in ("training", "exploration", "labeling"):
+    for section in ("training", "exploration"):
         data[section]["code"] = VALID[section]["code"]
+    data["labeling"]["code"] = "teacher-unit@localhost"
     builder = build_campaign(parse_campaign(data, base_dir=EXAMPLES))
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 
     process_spec = ConcurrentLearningWorkChain.spec()
     assert process_spec.inputs.validate(builder._inputs(prune=True)) is None
-    assert builder.structures["BaTiO3"].get_formula() == "BaO3Ti"
-    assert builder.init_data.perturbation.get_dict()["count"] == 4
-    assert builder.train.num_models.value == 2
-    assert builder.schedule.get_dict()["BaTiO3"][0]["steps"] == 300
+    assert builder.structures["BaTiO3"].get_formula() == "Ba8O24Ti8"
+    assert builder.init_data.perturbation.get_dict()["count"] == 20
+    assert builder.train.num_models.value == 2 and builder.final_training["numb_steps"] == 20000
+    assert builder.schedule.get_dict()["BaTiO3"][0]["steps"] == 200
+    assert builder.label.engine_inputs["teacher"]["modal"] == "R2SCAN"
+    assert builder.phase_diagram.repeats.get_list() == [3, 3, 3] and builder.polarization_temperatures.get_list() == [
+        30
+    ]
 
 
 def test_a_labeling_code_of_another_plugin_is_refused(unit_codes, tmp_path):
