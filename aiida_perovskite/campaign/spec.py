@@ -471,11 +471,13 @@ def _training(section: dict) -> None:
         raise CampaignError(
             "training.backend", f"unknown backend {section['backend']!r}; choose one of {', '.join(BACKENDS)}"
         )
-    for name, allowed in (("reuse", ("numb_steps", "start_lr")), ("final", ("numb_steps",))):
+    for name, allowed in (("reuse", ("numb_steps", "start_lr")), ("final", ("numb_steps", "compress"))):
         if name in section:
             _mapping(section[name], f"training.{name}")
             _known(section[name], allowed, f"training.{name}")
             _integer(section[name].get("numb_steps"), f"training.{name}.numb_steps", minimum=1)
+    if not isinstance(section.get("final", {}).get("compress", False), bool):
+        raise CampaignError("training.final.compress", "give true or false")
     for name in ("overrides", "options"):
         _mapping(section.get(name, {}), f"training.{name}")
 

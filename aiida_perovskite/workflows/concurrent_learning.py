@@ -91,11 +91,13 @@ def validate_positive_float(value: orm.Float, _) -> str | None:
 
 def validate_final_training(value: orm.Dict, _) -> str | None:
     steps = value.get_dict().get("numb_steps")
-    unknown = sorted(set(value.get_dict()) - {"numb_steps"})
+    unknown = sorted(set(value.get_dict()) - {"numb_steps", "compress"})
     if unknown:
-        return f"final_training: unknown key(s) {unknown}; only numb_steps"
+        return f"final_training: unknown key(s) {unknown}; only numb_steps and compress"
     if not isinstance(steps, int) or steps < 1:
         return f"final_training.numb_steps must be a positive integer, got {steps!r}"
+    if not isinstance(value.get_dict().get("compress", False), bool):
+        return "final_training.compress must be true or false"
     return None
 
 
@@ -221,7 +223,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             valid_type=orm.Dict,
             required=False,
             validator=validate_final_training,
-            help="Retrain the ensemble on the final data with numb_steps steps.",
+            help="Retrain the ensemble on the final data with numb_steps steps (optionally compress: true).",
         )
         spec.expose_inputs(ExploreWorkChain, namespace="explore", exclude=EXPLORE_EXCLUDED)
         spec.expose_inputs(LabelWorkChain, namespace="label", exclude=("structures", "trajectories"))
@@ -579,6 +581,8 @@ class ConcurrentLearningWorkChain(WorkChain):
         parameters = inputs.train.train.parameters.get_dict()
         parameters["training"]["numb_steps"] = self.inputs.final_training["numb_steps"]
         inputs.train.train.parameters = orm.Dict(parameters)
+        if "compress" in self.inputs.final_training.get_dict():  # a compressed model for the downstream MD
+            inputs.train.train.compress = orm.Bool(self.inputs.final_training["compress"])
         node = self.submit(TrainEnsembleWorkChain, **inputs)
         tag_child(self.node, node, iteration=self.ctx.iteration, stage="final_training")
         self.report(f"final training {node.process_label}<{node.pk}> on {self.ctx.training_set.nframes} frames")
