@@ -470,7 +470,8 @@ class ConcurrentLearningWorkChain(WorkChain):
         builder.metadata.options = {k: v for k, v in train["metadata"]["options"].items() if k != "parser_name"}
         builder.metadata.call_link_label = f"test_{kind}_{ensemble}_{name}"
         node = self.submit(builder)
-        tag_child(self.node, node, stage="validate", test_set=kind, ensemble=str(ensemble), model=name)
+        tags = {"test_set": kind, "ensemble": str(ensemble), "model": name}
+        tag_child(self.node, node, iteration=self.ctx.iteration, stage="validate", **tags)
         return node
 
     def inspect_exploration(self):
