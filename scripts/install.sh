@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-apt_packages=(cp2k cp2k-data)
+apt_packages=(cp2k cp2k-data graphviz)   # graphviz: `verdi node graph generate` needs its dot
 ((want_test)) && apt_packages+=(postgresql rabbitmq-server locales quantum-espresso quantum-espresso-data)
 
 missing=()

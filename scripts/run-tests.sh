@@ -13,7 +13,8 @@ shift || true
 
 run() {
     echo "==> tests on the $1 stack"
-    PEROVSKITE_TEST_STACK=$1 .venv/bin/pytest -q -p no:cacheprovider "${@:2}"
+    # -rs: every skip with its reason; --durations: the slowest tests, to keep the suite within its budget
+    PEROVSKITE_TEST_STACK=$1 .venv/bin/pytest -q -rs --durations=15 -p no:cacheprovider "${@:2}"
 }
 
 case "$which_stack" in

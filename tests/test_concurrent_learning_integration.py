@@ -47,12 +47,11 @@ CAMPAIGN = {
             "ensemble": "npt-tri",
             "steps": 150,
             "sampling_interval": 5,
-            "max_iterations": 4,
+            "max_iterations": 5,
         }
     ],
-    "trust": {"force_lo": 0.15, "force_hi": 0.6},
     "max_labels": 12,
-    "convergence": {"accurate_fraction": 0.9, "max_iterations": 4},
+    "convergence": {"accurate_fraction": 0.9, "max_iterations": 5},
     "initial_data": {"perturbation": {"count": 12, "cell_strain": 0.02, "atom_displacement": 0.08}},
     "validation": {"held_out_fraction": 0.25},
     "training": {
