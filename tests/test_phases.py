@@ -46,7 +46,7 @@ def test_signal_inside_the_noise_is_uncertain():
 
 
 def test_two_unequal_components_are_not_orthorhombic():
-    assert classify_polar(series([0, 0.05, 0.2], 0.02))["label"] == "uncertain"  # monoclinic-like
+    assert classify_polar(series([0, 0.1, 0.2], 0.02))["label"] == "uncertain"  # monoclinic-like
 
 
 def test_block_average_error_is_the_standard_error_of_block_means():

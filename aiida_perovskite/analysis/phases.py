@@ -53,7 +53,10 @@ def block_average(series: np.ndarray, blocks: int = 5) -> Estimate:
 class PhaseCriteria:
     sigma: float = 3.0  # significance, in standard errors
     tolerance: float = 0.25  # relative difference still counted as "equal" (finite cells are not perfect)
-    min_polar: float = 0.02  # smallest polar component that counts (unit of the polar series, e.g. Å or C/m²)
+    # smallest mean polar component that counts, in Å of B-cation displacement: half the 0.1 Å below which a
+    # cell counts as non-polar (science brief, section 4); a 3x3x3 cell's paraelectric mean fluctuates by
+    # ~0.01 Å per block, so a tighter floor leaves every paraelectric run "uncertain"
+    min_polar: float = 0.05
     min_strain: float = 1e-3  # smallest relative length difference that counts
     min_angle: float = 0.03  # degrees
 
