@@ -108,9 +108,30 @@ def plot_stereographic(projections: Mapping[str, np.ndarray], path) -> pathlib.P
     axes.add_patch(Circle((0, 0), 1, fill=False))
     for element, points in projections.items():
         axes.scatter(points[:, 0], points[:, 1], s=4, alpha=0.5, label=element)
-    axes.set_xlim(-1.05, 1.05)
-    axes.set_ylim(-1.05, 1.05)
+    # the pseudocubic poles, where T (<100>), O (<110>) and R (<111>) displacements land
+    corner = 1 / (np.sqrt(3) + 1)
+    poles = {
+        "[100]": (1, 0),
+        "[010]": (0, 1),
+        "[001]": (0, 0),
+        "[110]": (np.sqrt(0.5), np.sqrt(0.5)),
+        "[111]": (corner, corner),
+    }
+    for name, (x, y) in poles.items():
+        axes.plot(x, y, "+", color="black", zorder=3)
+        axes.annotate(
+            name,
+            (x, y),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize="x-small",
+            zorder=3,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1},
+        )
+    axes.set_xlim(-1.1, 1.1)
+    axes.set_ylim(-1.1, 1.1)
     axes.set_aspect("equal")
     axes.set_axis_off()
-    axes.legend(fontsize="small", loc="upper right")
+    axes.set_title("displacement directions (stereographic, onto (001))", fontsize="medium")
+    axes.legend(fontsize="small", loc="upper left")
     return _save(figure, path)

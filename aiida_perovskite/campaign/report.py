@@ -81,12 +81,14 @@ def plot_deviation_histograms(
     iterations = sorted(deviations)
     figure, axes = _figure(6.0, 4.0)
     finite = [values[np.isfinite(values)] for it in iterations for values in deviations[it].values()]
+    # logarithmic: the first iteration's deviations reach tens of eV/Å, the converged ones sit near the trust levels
     upper = max([trust["force_hi"] * 2, *[float(v.max()) for v in finite if v.size]])
-    bins = np.linspace(0.0, upper, 40)
+    lower = min([trust["force_lo"] / 4, *[float(v[v > 0].min()) for v in finite if (v > 0).any()]])
+    bins = np.geomspace(lower, upper, 50)
     for colour, iteration in zip(_colours(len(iterations)), iterations, strict=True):
         values = np.concatenate(list(deviations[iteration].values()))
         axes.hist(
-            np.clip(values[np.isfinite(values)], 0, upper),
+            np.clip(values[np.isfinite(values)], lower, upper),
             bins=bins,
             histtype="step",
             color=colour,
@@ -94,7 +96,7 @@ def plot_deviation_histograms(
         )
     for level, style in (("force_lo", "--"), ("force_hi", ":")):
         axes.axvline(trust[level], color="black", linestyle=style, label=f"{level} = {trust[level]:g} eV/Å")
-    axes.set(xlabel="max force deviation (eV/Å)", ylabel="frames")
+    axes.set(xlabel="max force deviation (eV/Å)", ylabel="frames", xscale="log")
     axes.legend(fontsize="small")
     return _save(figure, path)
 
