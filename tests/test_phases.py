@@ -66,3 +66,11 @@ def test_batio3_sequence_of_transitions():
         {"from": "O", "to": "T", "between": [150, 250], "estimate": 200.0},
         {"from": "T", "to": "C", "between": [250, 300], "estimate": 275.0},
     ]
+
+
+def test_the_report_states_the_transitions_found():
+    from aiida_perovskite.campaign.report import describe_transitions
+
+    found = transitions([20, 100, 250, 450], ["R", "uncertain", "C", "C"])
+    assert describe_transitions(found) == "R → C between 20 and 250 K (~135 K)"
+    assert describe_transitions([]) == "none found on this ladder"

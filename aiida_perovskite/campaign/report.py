@@ -189,6 +189,16 @@ def _vector(values, digits: int = 3) -> str:
     return "(" + ", ".join(f"{value:.{digits}f}" for value in values) + ")"
 
 
+def describe_transitions(transitions: list[dict]) -> str:
+    """One line for the transitions found by ``analysis.phases.transitions``."""
+    if not transitions:
+        return "none found on this ladder"
+    return "; ".join(
+        f"{t['from']} → {t['to']} between {t['between'][0]:g} and {t['between'][1]:g} K (~{t['estimate']:g} K)"
+        for t in transitions
+    )
+
+
 def _analysis_section(campaign: orm.WorkChainNode, directory: pathlib.Path) -> list[str]:
     """The phase diagram and the polarization analysis of the final model (when the campaign ran them)."""
     outputs = campaign.outputs
@@ -215,15 +225,9 @@ def _analysis_section(campaign: orm.WorkChainNode, directory: pathlib.Path) -> l
             f"| {row['temperature']:g} | {row['phase']} | {row['phase_from_lattice']} | {_vector(row['lattice'])} | "
             f"{_vector(row['angles'], 2)} | {polar} |"
         )
-    transitions = table["transitions"]
     lines += [
         "",
-        "Transitions: "
-        + (
-            "; ".join(f"{t['from']} → {t['to']} between {t['lower']:g} and {t['upper']:g} K" for t in transitions)
-            if transitions
-            else "none found on this ladder"
-        ),
+        f"Transitions: {describe_transitions(table['transitions'])}",
         "",
         f"![phase diagram]({_copy_figure(diagram.plot, directory / 'phase_diagram.png').name})",
         "",
