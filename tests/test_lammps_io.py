@@ -108,3 +108,52 @@ Loop time of 1.0 on 1 procs for 20 steps with 5 atoms
     thermo = parse_thermo(log)
     assert thermo["step"].tolist() == [0, 10, 20]
     assert thermo["poteng"][-1] == -10.3
+
+
+DUMP_SCRIPT = """units metal
+atom_style atomic
+boundary p p p
+read_data structure.data
+change_box all triclinic
+change_box all xy final 0.3 xz final -0.2 yz final 0.1 remap
+pair_style zero 6.0
+pair_coeff * *
+velocity all create 3000 7
+fix md all nve
+timestep 0.002
+dump text all custom 5 traj.dump id type x y z
+dump_modify text format float %.17g
+dump binary all custom 5 traj.bin id type x y z
+run 10
+"""
+
+
+def test_text_and_binary_dumps_written_by_lammps_read_the_same(tmp_path):
+    """Real LAMMPS dumps of a triclinic 2x2x2 BaTiO3 cell, written unsorted: the text reader, the binary reader and
+    ``parse_dump`` return the same steps, cells, positions (sorted by id) and types; a cut last frame is dropped."""
+    import subprocess
+    import sys
+
+    from aiida_perovskite.analysis.trajectory_io import read_binary_dump, read_text_dump, text_dump_frames
+
+    with open(tmp_path / "structure.data", "w") as handle:
+        write_data_file(handle, cubic_batio3(repeat=2), ["Ba", "Ti", "O"])
+    (tmp_path / "in.lammps").write_text(DUMP_SCRIPT)
+    lmp = f"{sys.executable.rsplit('/', 1)[0]}/lmp"
+    subprocess.run([lmp, "-in", "in.lammps", "-screen", "none"], cwd=tmp_path, check=True, capture_output=True)
+
+    text = list(read_text_dump(tmp_path / "traj.dump"))
+    binary = list(read_binary_dump(tmp_path / "traj.bin"))
+    arrays = parse_dump((tmp_path / "traj.dump").read_text(), ["Ba", "Ti", "O"])
+    assert [frame.step for frame in text] == [frame.step for frame in binary] == arrays["steps"].tolist() == [0, 5, 10]
+    for index, (a, b) in enumerate(zip(text, binary, strict=True)):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.cell, b.cell)
+        np.testing.assert_array_equal(a.types, b.types)
+        np.testing.assert_array_equal(arrays["positions"][index], b.positions)
+    assert text[0].cell[1, 0] == pytest.approx(0.3) and text[0].cell[2, 0] == pytest.approx(-0.2)
+    assert arrays["symbols"][:5] == ["Ba", "Ti", "O", "O", "O"]
+    contents = (tmp_path / "traj.dump").read_bytes()
+    assert [frame.step for frame in text_dump_frames(contents[: len(contents) - 30])] == [0, 5]
+    (tmp_path / "empty.dump").touch()
+    assert list(read_text_dump(tmp_path / "empty.dump")) == []

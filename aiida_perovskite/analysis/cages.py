@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ("CAGE_SIZES", "CageError", "Cages", "build_cages", "infer_sites")
+__all__ = ("CAGE_SIZES", "CageError", "Cages", "build_cages", "infer_sites", "to_fractional")
 
 CAGE_SIZES = {"A": 12, "B": 6}
 MAX_B_O_DISTANCE = 3.0  # Å: a B-O "bond" longer than this means the cage is implausible (rebuild)
@@ -26,24 +26,34 @@ class CageError(ValueError):
 
 @dataclasses.dataclass
 class Cages:
-    """For each cation of one site (A or B): its oxygen neighbours and their periodic image offsets."""
+    """For each cation of one site (A or B): its oxygen neighbours and the reference's cation -> oxygen vectors
+    in fractional coordinates (periodic image included), which pick the image of every later frame."""
 
     site: str
     cations: np.ndarray  # (m,) atom indices
     oxygens: np.ndarray  # (m, n) atom indices of the cage oxygens
-    offsets: np.ndarray  # (m, n, 3) fractional image offsets of those oxygens in the reference
+    reference: np.ndarray  # (m, n, 3) fractional cation -> oxygen vectors of the reference structure
 
-    def vectors(self, cell: np.ndarray, positions: np.ndarray, reference_fractional: np.ndarray) -> np.ndarray:
-        """Cation -> oxygen vectors (m, n, 3) in Å, through the image the reference chose, in frame ``cell``."""
-        fractional = np.linalg.solve(cell.T, positions.T).T
+    def fractional_vectors(self, fractional: np.ndarray) -> np.ndarray:
+        """Cation -> oxygen vectors (m, n, 3) in fractional coordinates of a frame (``fractional``: (atoms, 3)),
+        through the periodic image nearest the reference's."""
         delta = fractional[self.oxygens] - fractional[self.cations][:, None, :]
-        target = reference_fractional[self.oxygens] + self.offsets - reference_fractional[self.cations][:, None, :]
-        delta += np.round(target - delta)
-        return delta @ cell
+        delta += np.round(self.reference - delta)
+        return delta
 
-    def displacements(self, cell: np.ndarray, positions: np.ndarray, reference_fractional: np.ndarray) -> np.ndarray:
+    def vectors(self, cell: np.ndarray, fractional: np.ndarray) -> np.ndarray:
+        """Cation -> oxygen vectors (m, n, 3) in Å."""
+        return self.fractional_vectors(fractional) @ cell
+
+    def displacements(self, cell: np.ndarray, fractional: np.ndarray) -> np.ndarray:
         """``x_cation - mean(x_O)`` for every cation of this site (m, 3), in Å."""
-        return -self.vectors(cell, positions, reference_fractional).mean(axis=1)
+        vectors = self.fractional_vectors(fractional)
+        return -np.einsum("mnk->mk", vectors) / vectors.shape[1] @ cell  # einsum: ~5x numpy's axis-1 mean
+
+
+def to_fractional(cell: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Fractional coordinates (atoms, 3) of Cartesian ``positions`` in the rows-are-vectors ``cell``."""
+    return np.asarray(positions, float) @ np.linalg.inv(np.asarray(cell, float))
 
 
 def infer_sites(
@@ -81,15 +91,16 @@ def build_cages(
     oxygens = np.flatnonzero(np.isin(symbols, list(targets)))
     if cations.size == 0 or oxygens.size == 0:
         raise CageError(f"no {site}-site cations {list(elements)} or no {list(targets)} in the structure")
-    fractional = np.linalg.solve(cell.T, positions.T).T
+    fractional = to_fractional(cell, positions)
     shifts = image_shifts(cell, 4.0)  # enough periodic images that every cage (< ~3 Å) is inside
     images = (fractional[oxygens][None, :, :] + shifts[:, None, :]).reshape(-1, 3)
     tree = cKDTree(images @ cell)
     distances, found = tree.query(positions[cations], k=size)
     if np.isinf(distances).any():
         raise CageError(f"fewer than {size} oxygens around some {site}-site cation")
-    offsets = shifts[found // oxygens.size]
-    cages = Cages(site, cations, oxygens[found % oxygens.size], offsets.astype(float))
+    neighbours = oxygens[found % oxygens.size]
+    reference = fractional[neighbours] + shifts[found // oxygens.size] - fractional[cations][:, None, :]
+    cages = Cages(site, cations, neighbours, reference)
     if list(targets) == ["O"]:
         _check_shell(distances, site)
     return cages

@@ -13,6 +13,8 @@ from typing import IO
 
 import numpy as np
 
+from aiida_perovskite.analysis.trajectory_io import text_dump_frames
+
 __all__ = (
     "ENSEMBLES",
     "MdSettings",
@@ -164,37 +166,10 @@ def production_script(
 
 
 def parse_dump(text: str, type_map: Sequence[str]) -> dict[str, np.ndarray]:
-    """Frames of a ``dump custom ... id type x y z`` file: steps, cells (n, 3, 3), positions (n, N, 3), symbols.
-
-    Handles triclinic boxes (LAMMPS' bounding-box convention) and drops a last frame cut by a crash.
-    """
-    steps, cells, positions = [], [], []
-    types = None
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        if not lines[index].startswith("ITEM: TIMESTEP"):
-            index += 1
-            continue
-        try:
-            step = int(lines[index + 1])
-            natoms = int(lines[index + 3])
-            bounds_header = lines[index + 4]
-            bounds = np.array([[float(v) for v in lines[index + 5 + k].split()] for k in range(3)])
-            columns = lines[index + 8].split()[2:]
-            rows = np.array([line.split() for line in lines[index + 9 : index + 9 + natoms]], dtype=float)
-        except (IndexError, ValueError):
-            break
-        if rows.shape != (natoms, len(columns)):
-            break
-        rows = rows[np.argsort(rows[:, columns.index("id")])]
-        cell = _cell_from_bounds(bounds, "xy" in bounds_header)
-        steps.append(step)
-        cells.append(cell)
-        positions.append(rows[:, [columns.index(c) for c in ("x", "y", "z")]])
-        types = rows[:, columns.index("type")].astype(int) - 1
-        index += 9 + natoms
-    if types is None:
+    """Frames of a ``dump custom ... id type x y z`` file as arrays: steps, cells (n, 3, 3), positions (n, N, 3),
+    symbols. Triclinic boxes follow LAMMPS' bounding-box convention; a last frame cut by a crash is dropped."""
+    frames = list(text_dump_frames(text.encode()))
+    if not frames:
         return {
             "steps": np.zeros(0, dtype=int),
             "cells": np.zeros((0, 3, 3)),
@@ -202,24 +177,11 @@ def parse_dump(text: str, type_map: Sequence[str]) -> dict[str, np.ndarray]:
             "symbols": [],
         }
     return {
-        "steps": np.array(steps, dtype=int),
-        "cells": np.array(cells),
-        "positions": np.array(positions),
-        "symbols": [type_map[t] for t in types],
+        "steps": np.array([frame.step for frame in frames], dtype=int),
+        "cells": np.array([frame.cell for frame in frames]),
+        "positions": np.array([frame.positions for frame in frames]),
+        "symbols": [type_map[t - 1] for t in frames[-1].types],
     }
-
-
-def _cell_from_bounds(bounds: np.ndarray, triclinic: bool) -> np.ndarray:
-    """Cell vectors (rows) from a dump's box bounds (with tilts xy xz yz for triclinic boxes)."""
-    if not triclinic:
-        lo, hi = bounds[:, 0], bounds[:, 1]
-        return np.diag(hi - lo)
-    (xlo_b, xhi_b, xy), (ylo_b, yhi_b, xz), (zlo, zhi, yz) = bounds
-    xlo = xlo_b - min(0.0, xy, xz, xy + xz)
-    xhi = xhi_b - max(0.0, xy, xz, xy + xz)
-    ylo = ylo_b - min(0.0, yz)
-    yhi = yhi_b - max(0.0, yz)
-    return np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, zhi - zlo]])
 
 
 _LOOP = re.compile(r"^Loop time of")

@@ -18,6 +18,7 @@ __all__ = (
     "ACCURATE",
     "CANDIDATE",
     "FAILED",
+    "SELECTION_MODES",
     "TrustLevels",
     "choose",
     "classify",
@@ -28,6 +29,7 @@ __all__ = (
 )
 
 ACCURATE, CANDIDATE, FAILED = 0, 1, 2
+SELECTION_MODES = ("random", "max_deviation")
 CLASS_NAMES = {ACCURATE: "accurate", CANDIDATE: "candidate", FAILED: "failed"}
 
 
@@ -105,7 +107,7 @@ def choose(candidates: np.ndarray, deviations: np.ndarray, max_count: int, mode:
     if mode == "max_deviation":
         order = np.lexsort((candidates, -np.asarray(deviations, dtype=float)[candidates]))
         return np.sort(candidates[order[:max_count]])
-    raise ValueError(f"unknown selection mode {mode!r}; choose 'random' or 'max_deviation'")
+    raise ValueError(f"unknown selection mode {mode!r}; choose one of {', '.join(SELECTION_MODES)}")
 
 
 def sanity_mask(

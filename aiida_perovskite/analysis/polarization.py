@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from aiida_perovskite.analysis.cages import MAX_B_O_DISTANCE, Cages, build_cages, infer_sites
+from aiida_perovskite.analysis.cages import MAX_B_O_DISTANCE, Cages, build_cages, infer_sites, to_fractional
 
 __all__ = (
     "BORN_CHARGES",
     "E_PER_A2_IN_C_PER_M2",
+    "FrameAnalysis",
     "LocalAnalysis",
     "cell_phase_labels",
     "element_statistics",
@@ -30,6 +31,21 @@ BORN_CHARGES = {
     "KNbO3": {"A": 1.14, "B": 9.23, "O_par": -7.01, "O_perp": -1.65},
 }
 PHASE_FAMILIES = {"T": [1, 0, 0], "O": [1, 1, 0], "R": [1, 1, 1]}
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameAnalysis:
+    """One frame: displacements of every A and B cation (rows in the order of ``cages[site].cations``), the
+    B-cation -> oxygen vectors, and with Born charges the polarization of every B-centred unit cell."""
+
+    displacements: dict[str, np.ndarray]  # "A", "B": (m, 3) Å
+    b_oxygen_vectors: np.ndarray  # (m, 6, 3) Å
+    polarization: np.ndarray | None  # (m, 3) C/m²
+
+    @property
+    def implausible(self) -> bool:
+        """True when a B-O distance exceeds 3 Å: the reference cages no longer describe this frame."""
+        return bool(np.einsum("mjk,mjk->mj", self.b_oxygen_vectors, self.b_oxygen_vectors).max() > MAX_B_O_DISTANCE**2)
 
 
 @dataclasses.dataclass
@@ -54,34 +70,38 @@ class LocalAnalysis:
         sites = infer_sites(list(symbols), a_elements, b_elements)
         cages = {site: build_cages(cell, positions, symbols, sites[site], site) for site in ("A", "B")}
         cages["BA"] = build_cages(cell, positions, symbols, sites["B"], "B", targets=sites["A"], size=8)
-        return cls(symbols, sites, np.linalg.solve(cell.T, positions.T).T, cages)
+        return cls(symbols, sites, to_fractional(cell, positions), cages)
+
+    def frame(self, cell, positions, born: Mapping[str, float] | str | None = None) -> FrameAnalysis:
+        """Everything of one frame from one conversion to fractional coordinates."""
+        cell = np.asarray(cell, float)
+        fractional = to_fractional(cell, positions)
+        b_fractional = self.cages["B"].fractional_vectors(fractional)
+        to_oxygen = b_fractional @ cell
+        b_displacements = -np.einsum("mnk->mk", b_fractional) / b_fractional.shape[1] @ cell
+        displacements = {"A": self.cages["A"].displacements(cell, fractional), "B": b_displacements}
+        polarization = None if born is None else self._polarization(cell, fractional, to_oxygen, born)
+        return FrameAnalysis(displacements, to_oxygen, polarization)
 
     def displacements(self, cell, positions) -> dict[str, np.ndarray]:
         """``d_i`` of every A and B cation (rows in the order of ``cages[site].cations``), in Å."""
-        cell, positions = np.asarray(cell, float), np.asarray(positions, float)
-        return {site: self.cages[site].displacements(cell, positions, self.reference_fractional) for site in "AB"}
-
-    def implausible(self, cell, positions) -> bool:
-        """True when a B-O distance exceeds 3 Å: the reference cages no longer describe this frame."""
-        vectors = self.cages["B"].vectors(
-            np.asarray(cell, float), np.asarray(positions, float), self.reference_fractional
-        )
-        return bool(np.linalg.norm(vectors, axis=-1).max() > MAX_B_O_DISTANCE)
+        return self.frame(cell, positions).displacements
 
     def polarization(self, cell, positions, born: Mapping[str, float] | str) -> np.ndarray:
-        """Polarization of every B-centred unit cell (C/m², rows in the order of ``cages["B"].cations``):
-        ``P = (e/Ω) [Z_B r_B + 1/2 Σ_6 Z_O r_O + 1/8 Σ_8 Z_A r_A]``, positions relative to the B cation, Z_O a
+        """Polarization of every B-centred unit cell (C/m², rows in the order of ``cages["B"].cations``)."""
+        return self.frame(cell, positions, born).polarization
+
+    def _polarization(self, cell, fractional, to_oxygen, born: Mapping[str, float] | str) -> np.ndarray:
+        """``P = (e/Ω) [Z_B r_B + 1/2 Σ_6 Z_O r_O + 1/8 Σ_8 Z_A r_A]``, positions relative to the B cation, Z_O a
         tensor (parallel charge along the reference B-O bond), Ω = volume / number of B sites."""
         charges = BORN_CHARGES[born] if isinstance(born, str) else born
-        cell, positions = np.asarray(cell, float), np.asarray(positions, float)
-        to_oxygen = self.cages["B"].vectors(cell, positions, self.reference_fractional)  # (m, 6, 3)
-        to_a = self.cages["BA"].vectors(cell, positions, self.reference_fractional)  # (m, 8, 3)
-        # bond directions of the reference geometry, in this frame's cell
-        bonds = self.cages["B"].vectors(cell, self.reference_fractional @ cell, self.reference_fractional)
-        axis = bonds / np.linalg.norm(bonds, axis=-1, keepdims=True)
-        parallel = np.einsum("mjk,mjk->mj", to_oxygen, axis)[..., None] * axis
-        oxygen_term = charges["O_par"] * parallel + charges["O_perp"] * (to_oxygen - parallel)
-        dipole = 0.5 * oxygen_term.sum(axis=1) + charges["A"] * to_a.sum(axis=1) / 8
+        to_a = np.einsum("mnk->mk", self.cages["BA"].fractional_vectors(fractional)) @ cell  # Σ_8 r_A
+        bonds = self.cages["B"].reference @ cell  # bond directions of the reference geometry, in this cell
+        axis = bonds / np.sqrt(np.einsum("mjk,mjk->mj", bonds, bonds))[..., None]
+        parallel = np.einsum("mj,mjk->mk", np.einsum("mjk,mjk->mj", to_oxygen, axis), axis)  # Σ_6 (r_O·u) u
+        oxygen_sum = np.einsum("mjk->mk", to_oxygen)
+        oxygen_term = charges["O_perp"] * oxygen_sum + (charges["O_par"] - charges["O_perp"]) * parallel
+        dipole = 0.5 * oxygen_term + charges["A"] * to_a / 8
         volume = abs(np.linalg.det(cell)) / len(self.cages["B"].cations)
         return dipole / volume * E_PER_A2_IN_C_PER_M2
 

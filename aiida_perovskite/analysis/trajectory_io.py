@@ -1,23 +1,24 @@
-"""Fast reading of LAMMPS dumps: the binary format (``dump custom ... file.bin``) and a vectorised text path.
+"""Fast reading of LAMMPS dumps: the binary format (``dump custom ... file.bin``) and text dumps.
 
 Both yield ``Frame`` objects (step, cell rows, positions sorted by atom id, LAMMPS types). Reading a text dump
-line by line in Python costs seconds for a 40,000-atom frame; the binary path reads it with one
-``numpy.frombuffer`` per chunk (docs/benchmarks.md).
+line by line in Python costs ~0.15 s for a 40,000-atom frame; the text path here finds each frame's atom block
+in the raw bytes and parses it with pandas' C tokenizer, the binary path with one ``numpy.frombuffer`` per chunk
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import mmap
 import pathlib
 import struct
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 
-from aiida_perovskite.analysis.lammps_io import _cell_from_bounds
-
-__all__ = ("Frame", "read_binary_dump", "read_text_dump")
+__all__ = ("Frame", "cell_from_bounds", "read_binary_dump", "read_text_dump", "text_dump_frames")
 
 MAGIC = b"DUMPCUSTOM"
 
@@ -88,29 +89,72 @@ def read_binary_dump(path: str | pathlib.Path, columns: list[str] | None = None)
         table = np.concatenate(parts).reshape(natoms, size_one)
         if triclinic:
             box = np.column_stack([bounds, tilts[[0, 1, 2]]])
-            cell = _cell_from_bounds(box, True)
+            cell = cell_from_bounds(box, True)
         else:
-            cell = _cell_from_bounds(bounds, False)
+            cell = cell_from_bounds(bounds, False)
         yield _frame_from_table(int(step), cell, frame_columns, table)
 
 
 def read_text_dump(path: str | pathlib.Path) -> Iterator[Frame]:
-    """Frames of a text ``dump custom``: the header by lines, the atom block by one ``numpy.loadtxt`` call."""
-    with open(path) as handle:
-        while True:
-            line = handle.readline()
-            if not line:
-                return
-            if not line.startswith("ITEM: TIMESTEP"):
-                continue
-            step = int(handle.readline())
-            handle.readline()
-            natoms = int(handle.readline())
-            header = handle.readline()
-            bounds = np.array([[float(v) for v in handle.readline().split()] for _ in range(3)])
-            columns = handle.readline().split()[2:]
-            block = "".join(handle.readline() for _ in range(natoms))
-            table = np.loadtxt(io.StringIO(block), ndmin=2)
-            if table.shape != (natoms, len(columns)):
-                return  # a frame cut by a crash
-            yield _frame_from_table(step, _cell_from_bounds(bounds, "xy" in header), columns, table)
+    """Frames of a text ``dump custom`` file (memory-mapped, so a long trajectory is not read at once)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, 2) == 0:
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield from text_dump_frames(data)
+
+
+def text_dump_frames(data: bytes | mmap.mmap) -> Iterator[Frame]:
+    """Frames of the contents of a text ``dump custom``; a last frame cut by a crash is dropped.
+
+    The header lines are split in Python, the atom block (everything up to the next ``ITEM: TIMESTEP``) is parsed
+    by one ``pandas.read_csv`` call: ~5x faster than ``numpy.loadtxt`` on 40,000 atoms."""
+    position = data.find(_TIMESTEP)
+    while position >= 0:
+        lines, position = _lines(data, position, 9)
+        if len(lines) < 9:
+            return
+        try:
+            step, natoms = int(lines[1]), int(lines[3])
+            bounds = np.array([[float(value) for value in line.split()] for line in lines[5:8]])
+        except ValueError:
+            return
+        columns = lines[8].split()[2:]
+        end = data.find(_TIMESTEP, position)
+        block = data[position : end if end >= 0 else len(data)]
+        try:
+            table = pd.read_csv(io.BytesIO(block), sep=r"\s+", header=None, dtype=float).to_numpy()
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError):
+            return
+        if table.shape != (natoms, len(columns)) or np.isnan(table).any():
+            return  # a frame cut by a crash
+        yield _frame_from_table(step, cell_from_bounds(bounds, "xy" in lines[4]), columns, table)
+        position = end
+
+
+_TIMESTEP = b"ITEM: TIMESTEP"
+
+
+def _lines(data: bytes | mmap.mmap, position: int, count: int) -> tuple[list[str], int]:
+    """Up to ``count`` lines from ``position`` and the position after them."""
+    lines = []
+    for _ in range(count):
+        end = data.find(b"\n", position)
+        if end < 0:
+            break
+        lines.append(data[position:end].decode())
+        position = end + 1
+    return lines, position
+
+
+def cell_from_bounds(bounds: np.ndarray, triclinic: bool) -> np.ndarray:
+    """Cell vectors (rows) from a dump's box bounds (with tilts xy xz yz for triclinic boxes)."""
+    if not triclinic:
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        return np.diag(hi - lo)
+    (xlo_b, xhi_b, xy), (ylo_b, yhi_b, xz), (zlo, zhi, yz) = bounds
+    xlo = xlo_b - min(0.0, xy, xz, xy + xz)
+    xhi = xhi_b - max(0.0, xy, xz, xy + xz)
+    ylo = ylo_b - min(0.0, yz)
+    yhi = yhi_b - max(0.0, yz)
+    return np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, zhi - zlo]])

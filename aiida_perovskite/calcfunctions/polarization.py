@@ -57,23 +57,23 @@ def analyse_polarization(trajectory: orm.TrajectoryData, settings: orm.Dict) -> 
     polarization_sum = np.zeros((len(analysis.cages["B"].cations), 3))
     bonds = {key: 0.0 for key in ("short", "medium", "long", "mean")}
     rebuilds = 0
+    born = values.get("born_charges")
     for index in chosen:
         cell, frame = cells[index], positions[index]
-        if analysis.implausible(cell, frame):
+        result = analysis.frame(cell, frame, born)
+        if result.implausible:
             analysis = LocalAnalysis.from_reference(cell, frame, symbols, analysis.sites["A"], analysis.sites["B"])
             rebuilds += 1
-        displacement = analysis.displacements(cell, frame)
+            result = analysis.frame(cell, frame, born)
         for site in "AB":
-            sums[site] += displacement[site]
+            sums[site] += result.displacements[site]
             elements = symbols[analysis.cages[site].cations]
             for element in dict.fromkeys(elements):
-                counts = displacement_histograms(displacement[site][elements == element], edges)
+                counts = displacement_histograms(result.displacements[site][elements == element], edges)
                 histograms[element] = histograms.get(element, 0) + counts
-        if "born_charges" in values:
-            polarization_sum += analysis.polarization(cell, frame, values["born_charges"])
-        for key, lengths in bond_lengths(
-            analysis.cages["B"].vectors(cell, frame, analysis.reference_fractional)
-        ).items():
+        if born is not None:
+            polarization_sum += result.polarization
+        for key, lengths in bond_lengths(result.b_oxygen_vectors).items():
             bonds[key] += float(lengths.mean())
     mean = {site: sums[site] / len(chosen) for site in "AB"}
     labels = cell_phase_labels(mean["B"], values["threshold"])

@@ -10,6 +10,7 @@ from aiida_perovskite.analysis.model_deviation import (
     ACCURATE,
     CANDIDATE,
     FAILED,
+    SELECTION_MODES,
     TrustLevels,
     choose,
     classify,
@@ -18,8 +19,6 @@ from aiida_perovskite.analysis.model_deviation import (
 )
 
 __all__ = ("SELECTION_MODES", "parse_trust", "select_candidates")
-
-SELECTION_MODES = ("random", "max_deviation")
 
 
 def parse_trust(trust: dict, system: str) -> TrustLevels:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES
+from aiida_perovskite.analysis.model_deviation import SELECTION_MODES
 from aiida_perovskite.campaign.schedule import STAGE_KEYS
 from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
 from aiida_perovskite.structures import PHASES, parent_cell, parse_composition
@@ -68,7 +69,6 @@ ANALYSIS_KEYS = ("phase_diagram", "polarization")
 PHASE_DIAGRAM_KEYS = ("structure", "repeat", "temperatures", "mode", "pressure", "md")
 POLARIZATION_KEYS = ("temperatures", "settings")
 BACKENDS = ("tensorflow", "pytorch")
-SELECTION_MODES = ("random", "max_deviation")
 
 
 class CampaignError(ValueError):
