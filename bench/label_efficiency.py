@@ -47,6 +47,7 @@ from aiida_perovskite.analysis.model_deviation import (  # noqa: E402
 from aiida_perovskite.protocols import load_protocol, recursive_merge  # noqa: E402
 
 BIN = pathlib.Path(sys.executable).parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 POOL_DATA = REPO.parent / "shared" / "data" / "unipero-task1"
 TEMPERATURES = ("300K", "450K", "900K")
 STRATEGIES = ("trust_window", "max_deviation", "random")

@@ -125,3 +125,18 @@ def test_no_candidates_means_no_candidate_output(mode):
     results, _ = run_selection({"BTO__a": exploration([0.01, 0.02])}, mode=mode)
     assert "BTO" not in results.get("candidates", {})
     assert results["statistics"]["BTO"]["accurate_fraction"] == 1.0
+
+
+def test_uniform_mode_samples_every_sane_frame_whatever_its_deviation():
+    """Naive sampling: accurate and failed frames are picked too; the non-finite deviation (a broken run) is not."""
+    jobs = {"BTO__T300": exploration(DEVI * 4)}
+    picked = set()
+    for seed in range(20):
+        results = run_selection(jobs, max_labels=6, mode="uniform", seed=seed)[0]
+        indices = results["indices"]["BTO"]
+        picked |= {tuple(pair) for pair in indices.get_array("selected").tolist()}
+        assert results["statistics"]["BTO"]["selected"] == 6
+    accurate = {tuple(pair) for pair in indices.get_array("accurate").tolist()}
+    failed = {tuple(pair) for pair in indices.get_array("failed").tolist()}
+    assert picked & accurate and picked & failed
+    assert all(np.isfinite(DEVI[frame % len(DEVI)]) for _, frame in picked)

@@ -29,7 +29,10 @@ __all__ = (
 )
 
 ACCURATE, CANDIDATE, FAILED = 0, 1, 2
-SELECTION_MODES = ("random", "max_deviation")
+# random: among the candidates (between the trust levels); max_deviation: the candidates with the highest deviation;
+# uniform: among all explored frames that pass the sanity filter, deviations ignored (naive sampling, the baseline
+# that bench/label_efficiency.py compares the loop's selection with).
+SELECTION_MODES = ("random", "max_deviation", "uniform")
 CLASS_NAMES = {ACCURATE: "accurate", CANDIDATE: "candidate", FAILED: "failed"}
 
 
@@ -92,15 +95,15 @@ def classify(force_devi: np.ndarray, levels: TrustLevels, virial_devi: np.ndarra
 def choose(candidates: np.ndarray, deviations: np.ndarray, max_count: int, mode: str, seed: int | None) -> np.ndarray:
     """Pick at most ``max_count`` of the ``candidates`` (indices); returned sorted.
 
-    ``random``: uniformly without replacement with ``numpy.random.default_rng(seed)``; ``max_deviation``: the
-    ones with the highest deviation (ties broken by index).
+    ``random`` and ``uniform``: uniformly without replacement with ``numpy.random.default_rng(seed)``;
+    ``max_deviation``: the ones with the highest deviation (ties broken by index).
     """
     candidates = np.asarray(candidates, dtype=int)
     if max_count < 0:
         raise ValueError(f"max_count must not be negative, got {max_count}")
     if candidates.size <= max_count:
         return np.sort(candidates)
-    if mode == "random":
+    if mode in ("random", "uniform"):
         if seed is None:
             raise ValueError("random selection needs an explicit seed")
         return np.sort(np.random.default_rng(seed).choice(candidates, size=max_count, replace=False))

@@ -80,16 +80,18 @@ def select_candidates(
 
         cells, positions, symbols, references = _gather_frames(frames, pair_array.shape[0])
         candidate_rows = np.flatnonzero(classes_all == CANDIDATE)
+        # the frames the mode chooses from: candidates, or (uniform) every frame with a finite deviation
+        pool_rows = np.flatnonzero(np.isfinite(deviation_all)) if mode.value == "uniform" else candidate_rows
         passing = sanity_mask(
-            cells[candidate_rows],
-            positions[candidate_rows],
+            cells[pool_rows],
+            positions[pool_rows],
             sanity.get("min_distance"),
             sanity.get("max_skew"),
             sanity.get("max_volume_change"),
-            references[candidate_rows],
+            references[pool_rows],
         )
-        filtered_rows = candidate_rows[~passing]
-        eligible = candidate_rows[passing]
+        filtered_rows = pool_rows[~passing]
+        eligible = pool_rows[passing]
         chosen = choose(eligible, deviation_all, max_labels.value, mode.value, _child_seed(system_seed))
 
         counts = summarise(classes_all)
