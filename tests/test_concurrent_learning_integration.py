@@ -178,6 +178,50 @@ def test_the_converged_model_gets_a_phase_diagram_and_a_polarization_analysis(co
         assert (tmp_path / "report" / figure).stat().st_size > 1000
 
 
+def test_every_labeled_frame_is_traced_from_its_md_step_to_the_set_it_entered(converged, tmp_path):
+    """``campaign frames``: one row per label, its exploration conditions, step and deviation within the trust
+    window, and a destination that adds up to the final training and held-out sets."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from aiida_perovskite.campaign.frames import labeled_frames
+    from aiida_perovskite.cli import cli
+
+    node = converged
+    table = labeled_frames(node)
+    history = node.outputs.history.get_list()
+    perturbed = CAMPAIGN["initial_data"]["perturbation"]["count"]
+    assert len(table) == perturbed + sum(record["systems"]["BaTiO3"]["labeled"] for record in history)
+    assert (table["origin"] == "perturbation").sum() == perturbed
+    explored = table[table["origin"] == "exploration"]
+    trust = node.inputs.trust.get_dict()
+    assert explored["force_deviation"].between(trust["force_lo"], trust["force_hi"], inclusive="left").all()
+    assert set(explored["temperature"]) == {50} and set(explored["ensemble"]) == {"npt-tri"}
+    assert (explored["md_step"] % CAMPAIGN["stages"][0]["sampling_interval"] == 0).all()
+    assert (
+        explored["exploration_pk"]
+        .map(lambda pk: orm.load_node(int(pk)).process_label)
+        .eq("LammpsExploreCalculation")
+        .all()
+    )
+    assert (table["destination"] == "held_out").sum() == node.outputs.held_out_set.nframes
+    assert (table["destination"] == "training").sum() == node.outputs.training_set.nframes
+    assert set(table["exit_status"]) == {0}
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["campaign", "frames", str(node.pk), "--iteration", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"{(table['iteration'] == 1).sum()} frame(s) of campaign {node.pk}" in result.output
+    assert "exploration" in result.output and "perturbation" not in result.output
+    result = runner.invoke(cli, ["campaign", "frames", str(node.pk), "--csv", str(tmp_path / "frames.csv")])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "frames.csv"), table, check_dtype=False)
+    result = runner.invoke(cli, ["campaign", "frames", str(node.outputs.training_set.pk)])
+    assert result.exit_code == 1 and "is a TrainingSetData, not a campaign" in result.output
+    result = runner.invoke(cli, ["campaign", "frames", "987654321"])
+    assert result.exit_code == 1 and "no node with PK 987654321" in result.output
+
+
 def _fingerprint(node: orm.WorkChainNode) -> tuple:
     history = node.outputs.history.get_list()
     return history, node.outputs.training_set.content_hash(), node.outputs.held_out_set.content_hash()
@@ -224,6 +268,7 @@ def test_campaign_survives_sigkill_of_the_daemon_workers_while_the_teacher_label
 
 
 def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged, session_computer, tmp_path):
+    from aiida_perovskite.campaign.frames import labeled_frames
     from aiida_perovskite.workflows.relabel import relabel_campaign
 
     allow = tmp_path / "allow"
@@ -252,6 +297,10 @@ def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged
     selected = history[0]["systems"]["BaTiO3"]["selected"]
     assert history[0]["failed_labels"] == selected > 0 and history[0]["labeled"] == 0
     assert node.outputs.training_set.nframes == init_data.outputs.training_set.nframes  # nothing lost, nothing new
+    failed = labeled_frames(node, failed=True)
+    assert len(failed) == selected and set(failed["destination"]) == {"failed"}
+    assert (failed["exit_status"] != 0).all() and failed["message"].str.len().gt(0).all()
+    assert failed["force_deviation"].notna().all()  # a failed frame still says where it came from
 
     allow.touch()
     updated, recovered, still_failed = relabel_campaign(node, timeout=900, report=lambda _: None)

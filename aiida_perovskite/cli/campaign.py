@@ -18,10 +18,15 @@ def _load_profile() -> None:
 
 def _campaign_node(pk: int):
     from aiida import orm
+    from aiida.common.exceptions import NotExistent
 
-    node = orm.load_node(pk)
-    if node.process_label != "ConcurrentLearningWorkChain":
-        raise click.ClickException(f"node {pk} is a {node.process_label or type(node).__name__}, not a campaign")
+    try:
+        node = orm.load_node(pk)
+    except NotExistent as exc:
+        raise click.ClickException(f"no node with PK {pk} in this profile") from exc
+    label = getattr(node, "process_label", None)
+    if label != "ConcurrentLearningWorkChain":
+        raise click.ClickException(f"node {pk} is a {label or type(node).__name__}, not a campaign")
     return node
 
 
@@ -150,6 +155,70 @@ def _watch(node, interval: float) -> None:
             live.update(view())
         live.update(view())
     click.echo()
+
+
+FRAME_TABLE_COLUMNS = {
+    "iteration": "it",
+    "frame": "frame",
+    "origin": "origin",
+    "temperature": "T (K)",
+    "pressure": "P (bar)",
+    "md_step": "MD step",
+    "force_deviation": "deviation (eV/Å)",
+    "label_pk": "label job",
+    "exit_status": "exit",
+    "destination": "went to",
+    "message": "message",
+}
+
+
+@campaign.command("frames")
+@click.argument("pk", type=int)
+@click.option("--iteration", type=int, default=None, help="Only the frames labeled in this iteration.")
+@click.option("--failed", is_flag=True, help="Only the frames whose labeling failed.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Write every column (exploration, selection and training-set PKs included) to this CSV file.",
+)
+def frames(pk: int, iteration: int | None, failed: bool, csv_path: pathlib.Path | None) -> None:
+    """One row per labeled (or failed) frame: where it came from and where it went.
+
+    \b
+    Example: the failed labels of iteration 3, then every frame as CSV
+      aiida-perovskite campaign frames 1234 --iteration 3 --failed
+      aiida-perovskite campaign frames 1234 --csv frames.csv
+    The same table in Python: aiida_perovskite.campaign.frames.labeled_frames(node).
+    """
+    from rich.table import Table
+
+    from aiida_perovskite.campaign.frames import labeled_frames
+
+    _load_profile()
+    table = labeled_frames(_campaign_node(pk), iteration=iteration, failed=failed)
+    if csv_path is not None:
+        table.to_csv(csv_path, index=False)
+        click.echo(f"{len(table)} frame(s) written to {csv_path}")
+        return
+    view = Table(title=f"{len(table)} frame(s) of campaign {pk}")
+    for title in FRAME_TABLE_COLUMNS.values():
+        view.add_column(title)
+    for row in table.itertuples(index=False):
+        values = row._asdict()
+        view.add_row(*(_cell(values[column]) for column in FRAME_TABLE_COLUMNS))
+    _console().print(view)
+
+
+def _cell(value) -> str:
+    import pandas as pd
+
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}" if not value.is_integer() else f"{value:g}"
+    return str(value)
 
 
 @campaign.command("watch")
