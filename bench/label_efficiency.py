@@ -16,8 +16,8 @@ Each round's ensemble is tested on the held-out set (mean of the members' RMSE).
 RMSE against the number of labels (mean and spread over seeds) and the labels each strategy needs to reach
 a target force RMSE, as a ratio to random; writes the curves as JSON and a plot.
 
-    .venv/bin/python bench/label_efficiency.py [--seeds 3] [--initial 10] [--batch 10] [--rounds 5]
-        [--steps 1500] [--out bench-results/label_efficiency]
+    .venv/bin/python bench/label_efficiency.py [--seeds 3] [--initial 2] [--batch 2] [--rounds 5]
+        [--steps 6000] [--out bench-results/label_efficiency]
 """
 
 from __future__ import annotations
@@ -258,11 +258,13 @@ def plot(summary: dict, path: pathlib.Path, title: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--initial", type=int, default=10, help="random pool frames every strategy starts from")
-    parser.add_argument("--batch", type=int, default=10, help="frames added per round")
+    parser.add_argument("--initial", type=int, default=2, help="random pool frames every strategy starts from")
+    parser.add_argument("--batch", type=int, default=2, help="frames added per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", type=int, default=2, help="ensemble members")
-    parser.add_argument("--steps", type=int, default=1500, help="training steps (from scratch every round)")
+    parser.add_argument(
+        "--steps", type=int, default=6000, help="training steps (from scratch every round; 1,500 was training-limited)"
+    )
     parser.add_argument("--held-out", type=float, default=0.25, help="fraction of each temperature held out")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at a time")
     parser.add_argument(
