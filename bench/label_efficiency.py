@@ -38,6 +38,8 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from efficiency import plot, print_summary, summarise  # noqa: E402
+
 from aiida_perovskite.analysis.model_deviation import (  # noqa: E402
     CANDIDATE,
     TrustLevels,
@@ -200,61 +202,6 @@ def run_seed(seed: int, args, frames, held_out, pool, params, levels, root: path
     return curves
 
 
-def labels_to_reach(labels: np.ndarray, rmse: np.ndarray, target: float) -> float:
-    """First number of labels at which the curve reaches ``target`` (linear between rounds); inf if never."""
-    below = np.flatnonzero(rmse <= target)
-    if below.size == 0:
-        return float("inf")
-    first = below[0]
-    if first == 0:
-        return float(labels[0])
-    x0, x1, y0, y1 = labels[first - 1], labels[first], rmse[first - 1], rmse[first]
-    return float(x0 + (y0 - target) * (x1 - x0) / (y0 - y1))
-
-
-def summarise(results: dict, target: float | None) -> dict:
-    """Mean and spread over seeds per strategy and round, and the labels each strategy needs for the target."""
-    summary = {}
-    for strategy in STRATEGIES:
-        runs = [results[seed][strategy] for seed in results]
-        table = {key: np.array([[row[key] for row in run] for run in runs]) for key in runs[0][0]}
-        summary[strategy] = {
-            key: {"mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist()}
-            for key, values in table.items()
-        }
-    if target is None:
-        target = max(summary[s]["force_rmse"]["mean"][-1] for s in STRATEGIES)
-    for strategy in STRATEGIES:
-        curve = summary[strategy]
-        curve["labels_to_target"] = labels_to_reach(
-            np.array(curve["labels"]["mean"]), np.array(curve["force_rmse"]["mean"]), target
-        )
-    summary["target_force_rmse"] = target
-    return summary
-
-
-def plot(summary: dict, path: pathlib.Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for strategy in STRATEGIES:
-        curve = summary[strategy]
-        labels = np.array(curve["labels"]["mean"])
-        for axis, key, unit in ((axes[0], "force_rmse", "eV/Å"), (axes[1], "energy_rmse", "meV/atom")):
-            mean, std = np.array(curve[key]["mean"]), np.array(curve[key]["std"])
-            axis.errorbar(labels, mean, yerr=std, marker="o", capsize=3, label=strategy.replace("_", " "))
-            axis.set_xlabel("labeled frames")
-            axis.set_ylabel(f"held-out {key.split('_')[0]} RMSE ({unit})")
-    axes[0].axhline(summary["target_force_rmse"], color="grey", linestyle=":", label="target")
-    axes[0].legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -289,7 +236,7 @@ def main() -> None:
             seed: run_seed(seed, args, frames, held_out, pool, params, levels, pathlib.Path(tmp))
             for seed in range(args.seeds)
         }
-    summary = summarise(results, args.target)
+    summary = summarise(results, args.target, STRATEGIES, baseline="random")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pool.json").write_text(json.dumps({"runs": results, "summary": summary}, indent=1))
     plot(
@@ -297,25 +244,7 @@ def main() -> None:
         args.out / "pool.png",
         f"UniPero BaTiO3 pool ({pool.size} frames), {args.seeds} seeds: held-out error against labels",
     )
-
-    print(f"\nheld-out force RMSE (eV/Å), mean ± spread over {args.seeds} seeds")
-    header = "round   " + "  ".join(f"{strategy:>17}" for strategy in STRATEGIES)
-    print(header)
-    for round_index in range(args.rounds + 1):
-        cells = []
-        for strategy in STRATEGIES:
-            curve = summary[strategy]
-            cells.append(
-                f"{curve['labels']['mean'][round_index]:5.1f}: {curve['force_rmse']['mean'][round_index]:.4f}"
-                f"±{curve['force_rmse']['std'][round_index]:.4f}"
-            )
-        print(f"{round_index:>6}  " + "  ".join(f"{cell:>17}" for cell in cells))
-    target = summary["target_force_rmse"]
-    random_labels = summary["random"]["labels_to_target"]
-    print(f"\nlabels to reach a held-out force RMSE of {target:.4f} eV/Å (ratio to random):")
-    for strategy in STRATEGIES:
-        needed = summary[strategy]["labels_to_target"]
-        print(f"  {strategy:>13}: {needed:6.1f}  ({needed / random_labels:.2f}x)")
+    print_summary(summary, args.seeds)
     print(f"\nwall time {time.perf_counter() - start:.0f} s; results in {args.out}")
 
 

@@ -178,6 +178,6 @@ def build_campaign(campaign: Campaign):
         ) from exc
     builder.allow_mixed_levels = orm.Bool(labeling.get("allow_mixed_levels", False))
     _analysis(builder, campaign, seeds[-1])
-    builder.label.max_concurrent = orm.Int(labeling.get("max_concurrent", 2))
-    builder.label.tolerated_failed_fraction = orm.Float(labeling.get("tolerated_failed_fraction", 0.0))
+    builder.label.max_concurrent = orm.Int(labeling["max_concurrent"])  # the protocol always gives both
+    builder.label.tolerated_failed_fraction = orm.Float(labeling["tolerated_failed_fraction"])
     return builder
