@@ -3,9 +3,28 @@ needs to reach a target, the table and the plot (shared by the label-efficiency 
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import numpy as np
+
+
+def report(
+    results: dict,
+    strategies: tuple[str, ...],
+    baseline: str,
+    target: float | None,
+    out: pathlib.Path,
+    name: str,
+    title: str,
+) -> dict:
+    """Summarise ``results``, write ``<out>/<name>.json`` (runs and summary) and ``<out>/<name>.png``, print."""
+    summary = summarise(results, target, strategies, baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({"runs": results, "summary": summary}, indent=1))
+    plot(summary, out / f"{name}.png", title)
+    print_summary(summary, len(results))
+    return summary
 
 
 def labels_to_reach(labels: np.ndarray, rmse: np.ndarray, target: float) -> float:

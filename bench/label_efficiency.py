@@ -38,7 +38,7 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from efficiency import plot, print_summary, summarise  # noqa: E402
+from efficiency import report  # noqa: E402
 
 from aiida_perovskite.analysis.model_deviation import (  # noqa: E402
     CANDIDATE,
@@ -236,15 +236,8 @@ def main() -> None:
             seed: run_seed(seed, args, frames, held_out, pool, params, levels, pathlib.Path(tmp))
             for seed in range(args.seeds)
         }
-    summary = summarise(results, args.target, STRATEGIES, baseline="random")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pool.json").write_text(json.dumps({"runs": results, "summary": summary}, indent=1))
-    plot(
-        summary,
-        args.out / "pool.png",
-        f"UniPero BaTiO3 pool ({pool.size} frames), {args.seeds} seeds: held-out error against labels",
-    )
-    print_summary(summary, args.seeds)
+    title = f"UniPero BaTiO3 pool ({pool.size} frames), {args.seeds} seeds: held-out error against labels"
+    report(results, STRATEGIES, "random", args.target, args.out, "pool", title)
     print(f"\nwall time {time.perf_counter() - start:.0f} s; results in {args.out}")
 
 

@@ -33,7 +33,7 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from efficiency import plot, print_summary, summarise  # noqa: E402
+from efficiency import report  # noqa: E402
 
 DEMO = REPO / "examples" / "demo-batio3.yaml"
 STRATEGIES = ("random", "max_deviation", "uniform")
@@ -199,14 +199,8 @@ def main() -> None:
         }
         for seed in range(1, args.seeds + 1)
     }
-    summary = summarise(results, args.target, STRATEGIES, baseline="uniform")
-    (args.out / "campaign.json").write_text(json.dumps({"runs": results, "summary": summary}, indent=1))
-    plot(
-        summary,
-        args.out / "campaign.png",
-        f"BaTiO3 demo campaign, {args.seeds} seeds: error on {validation.nframes} teacher-MD frames against labels",
-    )
-    print_summary(summary, args.seeds)
+    title = f"BaTiO3 demo campaign, {args.seeds} seeds: error on {validation.nframes} teacher-MD frames against labels"
+    report(results, STRATEGIES, "uniform", args.target, args.out, "campaign", title)
     print(f"\nwall time {time.perf_counter() - start:.0f} s; results in {args.out}")
 
 
