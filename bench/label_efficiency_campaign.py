@@ -16,12 +16,16 @@ seeds) and the labels each strategy needs to reach a target force RMSE, as a rat
 Needs a profile with a running daemon and the dp, lmp and teacher codes (``aiida-perovskite setup``).
 
     .venv/bin/python bench/label_efficiency_campaign.py [--seeds 3] [--iterations 5] [--held-out-steps 400]
+
+A rerun takes the campaigns an earlier run left (finished, or still running after a daemon restart) for the same
+campaign file instead of submitting them again, so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import pathlib
 import sys
@@ -136,16 +140,26 @@ def held_out_set(demo: dict, args, cache: pathlib.Path):
 
 
 def run_campaign(campaign: dict, timeout: float) -> list[dict]:
-    """Submit one campaign, wait for it, and return its curve: labels and held-out errors per iteration."""
+    """Run one campaign (or take the one an earlier run of this bench left, finished or still running, for the same
+    file), wait for it, and return its curve: labels and held-out errors per iteration."""
     from aiida import orm
     from aiida.engine import submit
 
     from aiida_perovskite.campaign.builder import build_campaign
     from aiida_perovskite.campaign.queries import labels_behind
     from aiida_perovskite.campaign.spec import parse_campaign
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 
-    node = submit(build_campaign(parse_campaign(campaign)))
-    node.base.extras.set_many({"campaign": node.uuid, "benchmark": "label_efficiency"})
+    key = hashlib.sha256(json.dumps(campaign, sort_keys=True).encode()).hexdigest()
+    earlier = orm.QueryBuilder().append(orm.WorkChainNode, filters={"extras.label_efficiency_run": key}, project="*")
+    not_converged = ConcurrentLearningWorkChain.exit_codes.ERROR_NOT_CONVERGED.status  # the fixed iterations ran
+    usable = [n for n in earlier.all(flat=True) if not n.is_terminated or n.exit_status in (0, not_converged)]
+    if usable:
+        node = max(usable, key=lambda n: n.ctime)
+        print(f"{campaign['name']}: taking ConcurrentLearningWorkChain<{node.pk}> from an earlier run", flush=True)
+    else:
+        node = submit(build_campaign(parse_campaign(campaign)))
+        node.base.extras.set_many({"campaign": node.uuid, "label_efficiency_run": key})
     start = time.monotonic()
     while not node.is_terminated:
         if time.monotonic() - start > timeout:
