@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ("CAGE_SIZES", "CageError", "Cages", "build_cages", "infer_sites", "to_fractional")
+__all__ = ("CAGE_SIZES", "CageError", "Cages", "build_cages", "cage_displacements", "infer_sites", "to_fractional")
 
 CAGE_SIZES = {"A": 12, "B": 6}
 MAX_B_O_DISTANCE = 3.0  # Å: a B-O "bond" longer than this means the cage is implausible (rebuild)
@@ -41,14 +41,14 @@ class Cages:
         delta += np.round(self.reference - delta)
         return delta
 
-    def vectors(self, cell: np.ndarray, fractional: np.ndarray) -> np.ndarray:
-        """Cation -> oxygen vectors (m, n, 3) in Å."""
-        return self.fractional_vectors(fractional) @ cell
-
     def displacements(self, cell: np.ndarray, fractional: np.ndarray) -> np.ndarray:
         """``x_cation - mean(x_O)`` for every cation of this site (m, 3), in Å."""
-        vectors = self.fractional_vectors(fractional)
-        return -np.einsum("mnk->mk", vectors) / vectors.shape[1] @ cell  # einsum: ~5x numpy's axis-1 mean
+        return cage_displacements(self.fractional_vectors(fractional), cell)
+
+
+def cage_displacements(fractional_vectors: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """``x_cation - mean(x_O)`` (m, 3) in Å from the cation -> oxygen vectors (m, n, 3) in fractional coordinates."""
+    return -np.einsum("mnk->mk", fractional_vectors) / fractional_vectors.shape[1] @ cell  # ~5x an axis-1 mean
 
 
 def to_fractional(cell: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -11,7 +11,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from aiida_perovskite.analysis.cages import MAX_B_O_DISTANCE, Cages, build_cages, infer_sites, to_fractional
+from aiida_perovskite.analysis.cages import (
+    MAX_B_O_DISTANCE,
+    Cages,
+    build_cages,
+    cage_displacements,
+    infer_sites,
+    to_fractional,
+)
 
 __all__ = (
     "BORN_CHARGES",
@@ -78,8 +85,10 @@ class LocalAnalysis:
         fractional = to_fractional(cell, positions)
         b_fractional = self.cages["B"].fractional_vectors(fractional)
         to_oxygen = b_fractional @ cell
-        b_displacements = -np.einsum("mnk->mk", b_fractional) / b_fractional.shape[1] @ cell
-        displacements = {"A": self.cages["A"].displacements(cell, fractional), "B": b_displacements}
+        displacements = {
+            "A": self.cages["A"].displacements(cell, fractional),
+            "B": cage_displacements(b_fractional, cell),  # the B-O vectors serve the polarization too
+        }
         polarization = None if born is None else self._polarization(cell, fractional, to_oxygen, born)
         return FrameAnalysis(displacements, to_oxygen, polarization)
 
