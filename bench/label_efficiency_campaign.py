@@ -85,7 +85,12 @@ def teacher_md_set(demo: dict, steps: int, interval: int, seed: int):
             super().calculate(atoms, properties, system_changes)
             energy, forces, virial = evaluator(self.atoms)
             stress = -virial / self.atoms.get_volume()
-            self.results = {"energy": energy, "forces": forces, "stress": full_3x3_to_voigt_6_stress(stress)}
+            self.results = {
+                "energy": energy,
+                "forces": forces,
+                "stress": full_3x3_to_voigt_6_stress(stress),
+                "virial": virial,  # DeePMD's sign, kept for the labels
+            }
 
     spec = next(iter(parse_campaign(copy.deepcopy(demo)).systems.values()))
     start = parent_cell(spec.value, spec.phase, spec.lattice_constant, spec.c_over_a, spec.angle, spec.displacement)
@@ -101,7 +106,8 @@ def teacher_md_set(demo: dict, steps: int, interval: int, seed: int):
         dynamics = Langevin(atoms, 2 * units.fs, temperature_K=temperature, friction=0.02, rng=rng)
         for _ in range(steps // interval):
             dynamics.run(interval)
-            energy, force, virial = evaluator(atoms)
+            energy = atoms.get_potential_energy()  # the step's own evaluation, not a second one
+            force, virial = atoms.get_forces(), atoms.calc.results["virial"]
             cells.append(atoms.cell[:].copy())
             coords.append(atoms.positions.copy())
             energies.append(energy)
