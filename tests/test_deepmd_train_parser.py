@@ -83,9 +83,16 @@ def test_missing_learning_curve(parse):
 
 
 def test_training_cut_short_is_out_of_walltime(parse):
-    _, calc = parse({"lcurve.out": LCURVE, "input.json": written_input(steps=1000)})
+    files = {"lcurve.out": LCURVE, "input.json": written_input(steps=1000), "checkpoint": "model.ckpt-100.pt"}
+    _, calc = parse(files)
     assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status
     assert "stopped at step 100 of 1000" in calc.exit_message
+
+
+def test_training_cut_before_its_first_checkpoint_is_told_apart(parse):
+    _, calc = parse({"lcurve.out": LCURVE, "input.json": written_input(steps=1000)})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.status
+    assert "before it wrote a checkpoint" in calc.exit_message
 
 
 @pytest.fixture
@@ -114,6 +121,15 @@ def test_walltime_handler_restarts_from_the_checkpoint(base_workchain, aiida_loc
     assert inputs.init_mode.value == "restart"
     assert inputs.parent_folder.uuid == node.outputs.remote_folder.uuid
     assert inputs.seed.value == 3  # same model, continued
+
+
+def test_training_stopped_before_a_checkpoint_runs_again_unchanged(base_workchain, aiida_localhost):
+    before = dict(base_workchain.ctx.inputs)
+    code = DeepmdTrainCalculation.exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.format(step=0, total=100)
+    report = base_workchain.handle_stopped_before_checkpoint(failed_training(code, aiida_localhost))
+    assert report.do_break and report.exit_code.status == 0
+    assert dict(base_workchain.ctx.inputs) == before
+    assert "init_mode" not in base_workchain.ctx.inputs
 
 
 def test_divergence_handler_halves_the_learning_rate_then_gives_up(base_workchain, aiida_localhost):

@@ -22,7 +22,8 @@ from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 __all__ = ("DeepmdTrainCalculation",)
 
 INIT_MODES = ("restart", "init-model", "init-frz-model", "finetune")
-CHECKPOINT_GLOBS = ("checkpoint", "model.ckpt*")
+CHECKPOINT_POINTER = "checkpoint"  # names the latest checkpoint; both backends write it with the checkpoint
+CHECKPOINT_GLOBS = (CHECKPOINT_POINTER, "model.ckpt*")
 
 
 def validate_parameters(parameters: orm.Dict, _) -> str | None:
@@ -174,6 +175,11 @@ class DeepmdTrainCalculation(CalcJob):
             message="the training stopped at step {step} of {total}; restart it from the checkpoint.",
         )
         spec.exit_code(
+            401,
+            "ERROR_STOPPED_BEFORE_CHECKPOINT",
+            message="the training stopped at step {step} of {total} before it wrote a checkpoint; run it again.",
+        )
+        spec.exit_code(
             410,
             "ERROR_TRAINING_DIVERGED",
             message="the learning curve has NaN or infinite errors from step {step} on: training diverged.",
@@ -227,7 +233,7 @@ class DeepmdTrainCalculation(CalcJob):
             (train_args, "train.log"),
             ([backend["flag"], "freeze", "-o", model_file], "freeze.log"),
         ]
-        retrieve = [self._LCURVE, "train.log", "freeze.log", model_file, self._INPUT_FILE]
+        retrieve = [self._LCURVE, "train.log", "freeze.log", model_file, self._INPUT_FILE, CHECKPOINT_POINTER]
         if self.inputs.compress.value:
             compressed_file = f"compressed{backend['suffix']}"
             commands.append(

@@ -12,6 +12,7 @@ from aiida.parsers import Parser
 
 from aiida_perovskite.analysis.deepmd_outputs import parse_learning_curve
 from aiida_perovskite.calculations.deepmd_common import BACKENDS
+from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
 from aiida_perovskite.data import DeepPotentialData
 
 __all__ = ("DeepmdTrainParser",)
@@ -41,6 +42,8 @@ class DeepmdTrainParser(Parser):
         total = self._numb_steps()
         model_file = f"model{backend['suffix']}"
         if curve.last_step < total:
+            if CHECKPOINT_POINTER not in names:
+                return exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.format(step=curve.last_step, total=total)
             return exit_codes.ERROR_OUT_OF_WALLTIME.format(step=curve.last_step, total=total)
         if model_file not in names:
             return exit_codes.ERROR_MISSING_MODEL.format(filename=model_file, log="freeze.log")

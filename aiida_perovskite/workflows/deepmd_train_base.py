@@ -19,8 +19,8 @@ DeepmdTrainCalculation = CalculationFactory("perovskite.deepmd.train")
 
 
 class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
-    """Run a DeepmdTrainCalculation; continue a training cut by the walltime; lower the learning rate of one
-    that diverged."""
+    """Run a DeepmdTrainCalculation; continue a training cut by the walltime from its checkpoint, or run it
+    again when it stopped before the first one; lower the learning rate of one that diverged."""
 
     _process_class = DeepmdTrainCalculation
     MAX_LR_REDUCTIONS = 2
@@ -88,6 +88,12 @@ class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
         self.ctx.inputs.init_mode = orm.Str("restart")
         self.ctx.inputs.pop("init_model", None)
         self.report_error_handled(calculation, "restart from the checkpoint of the remote folder")
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=590, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT])
+    def handle_stopped_before_checkpoint(self, calculation):
+        """Nothing to continue from (killed, or cut by the walltime, before the first checkpoint): run it again."""
+        self.report_error_handled(calculation, "no checkpoint was written: run the same training again")
         return ProcessHandlerReport(do_break=True)
 
     @process_handler(priority=500, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_TRAINING_DIVERGED])
