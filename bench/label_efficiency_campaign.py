@@ -172,7 +172,10 @@ def run_campaign(campaign: dict, timeout: float) -> list[dict]:
             raise TimeoutError(f"{campaign['name']}: ConcurrentLearningWorkChain<{node.pk}> still running")
         time.sleep(10)
     node = orm.load_node(node.pk)
-    if "history" not in node.outputs:
+    if node.exit_status not in (0, not_converged):
+        if usable:  # taken over while running, then failed (e.g. its jobs died with the machine): run it afresh
+            print(f"{campaign['name']}<{node.pk}> ended with exit {node.exit_status}: running it again", flush=True)
+            return run_campaign(campaign, timeout)
         raise RuntimeError(f"{campaign['name']}<{node.pk}> ended with exit {node.exit_status}: {node.exit_message}")
     rows = [
         {
