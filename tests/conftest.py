@@ -17,7 +17,7 @@ import pytest
 from aiida_perovskite.stack import put_venv_on_path
 
 put_venv_on_path()  # before aiida-core looks up `verdi` for the daemon
-pytest_plugins = ["aiida.tools.pytest_fixtures"]
+pytest_plugins = ["aiida.tools.pytest_fixtures", "tests.campaign_fixtures"]
 
 STACK = os.environ.get("PEROVSKITE_TEST_STACK", "embedded")
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -5,99 +5,21 @@ workers, and labeling failures stop it with nothing lost until `relabel` recover
 
 from __future__ import annotations
 
-import copy
 import os
+import re
 import signal
 import stat
 import time
 
 import pytest
 from aiida import orm
-from aiida.engine import submit
 
-from aiida_perovskite.campaign.builder import build_campaign
 from aiida_perovskite.campaign.queries import campaign_processes, iteration_records, status_rows
-from aiida_perovskite.campaign.spec import parse_campaign
 from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+from tests.campaign_fixtures import CAMPAIGN, submit_campaign
 from tests.conftest import await_process, executable
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
-
-# A 2x2x2 polar tetragonal cell near the teacher's minimum, labeled by SevenNet-MF-0 (r2SCAN); short MD at 50 K.
-CAMPAIGN = {
-    "name": "cl-test",
-    "protocol": "fast",
-    "seed": 42,
-    "systems": {
-        "BaTiO3": {
-            "structure": {
-                "perovskite": "BaTiO3",
-                "phase": "tetragonal",
-                "lattice_constant": 3.99,
-                "c_over_a": 1.025,
-                "displacement": 0.12,
-            },
-            "repeat": [2, 2, 2],
-        }
-    },
-    "stages": [
-        {
-            "temperatures": [50],
-            "pressures": [1.0],
-            "ensemble": "npt-tri",
-            "steps": 150,
-            "sampling_interval": 5,
-            "max_iterations": 5,
-        }
-    ],
-    "max_labels": 12,
-    "convergence": {"accurate_fraction": 0.9, "max_iterations": 5},
-    "initial_data": {"perturbation": {"count": 12, "cell_strain": 0.02, "atom_displacement": 0.08}},
-    "validation": {"held_out_fraction": 0.25},
-    "training": {
-        "code": "dp-cl@localhost-session",
-        "protocol": "fast",
-        "num_models": 2,
-        "overrides": {"parameters": {"training": {"numb_steps": 1500, "disp_freq": 100, "save_freq": 500}}},
-        "reuse": {"numb_steps": 600},
-    },
-    "exploration": {"code": "lmp-cl@localhost-session"},
-    "labeling": {"engine": "teacher", "code": "teacher-cl@localhost-session", "protocol": "fast"},
-    "analysis": {
-        "phase_diagram": {
-            "structure": {"perovskite": "BaTiO3", "phase": "tetragonal", "displacement": 0.1},
-            "repeat": [2, 2, 2],
-            "temperatures": [50, 300],
-            "mode": "heating",
-            "md": {"equilibration_steps": 100, "production_steps": 200, "sampling_interval": 20, "blocks": 4},
-        },
-        "polarization": {"temperatures": [50], "settings": {"born_charges": "BaTiO3"}},
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def codes(session_computer):
-    for label, name, plugin in (
-        ("dp-cl", "dp", "perovskite.deepmd.train"),
-        ("lmp-cl", "lmp", "perovskite.lammps.explore"),
-        ("teacher-cl", "perovskite-teacher", "perovskite.teacher.label"),
-    ):
-        orm.InstalledCode(
-            label=label,
-            computer=session_computer,
-            filepath_executable=str(executable(name)),
-            default_calc_job_plugin=plugin,
-        ).store()
-
-
-def submit_campaign(campaign: dict | None = None, **changes) -> orm.WorkChainNode:
-    return submit(build_campaign(parse_campaign({**copy.deepcopy(campaign or CAMPAIGN), **changes})))
-
-
-@pytest.fixture(scope="module")
-def converged(daemon, codes) -> orm.WorkChainNode:
-    return await_process(submit_campaign(), timeout=1800)
 
 
 def test_the_campaign_converges_and_its_models_get_better(converged):
@@ -229,9 +151,23 @@ def _fingerprint(node: orm.WorkChainNode) -> tuple:
     return history, node.outputs.training_set.content_hash(), node.outputs.held_out_set.content_hash()
 
 
-def test_the_same_file_and_seed_give_the_same_history_and_data(converged):
-    again = await_process(submit_campaign(), timeout=1800)
+def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_path):
+    """Run again through `campaign run` (submit, watch until it ends, report): the same history and data."""
+    from click.testing import CliRunner
+
+    from aiida_perovskite.cli import cli
+    from tests.test_cli_campaign import write_campaign
+
+    path = write_campaign(tmp_path / "again.yaml")
+    result = CliRunner().invoke(cli, ["campaign", "run", str(path), "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    pk = int(re.search(r"submitted campaign 'cl-test': ConcurrentLearningWorkChain<(\d+)>", result.output).group(1))
+    again = orm.load_node(pk)
     assert again.is_finished_ok, again.exit_message
+    assert result.output.rstrip().endswith("converged")
+    assert f"campaign cl-test <{pk}>: finished [0]" in result.output  # the watched table's last state
+    assert (tmp_path / "report" / "report.md").is_file()
+    assert again.base.extras.get("campaign_file") == str(path.resolve())
     assert _fingerprint(again) == _fingerprint(converged)
 
 
@@ -270,8 +206,11 @@ def test_campaign_survives_sigkill_of_the_daemon_workers_while_the_teacher_label
 
 
 def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged, session_computer, tmp_path):
+    from click.testing import CliRunner
+
     from aiida_perovskite.campaign.frames import labeled_frames
-    from aiida_perovskite.workflows.relabel import relabel_campaign
+    from aiida_perovskite.cli import cli
+    from tests.test_cli_campaign import write_campaign
 
     allow = tmp_path / "allow"
     script = tmp_path / "teacher-flaky"
@@ -287,13 +226,15 @@ def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged
         default_calc_job_plugin="perovskite.teacher.label",
     ).store()
     init_data = next(c for c in converged.called if c.process_label == "InitDataWorkChain")
-    labeling = {**CAMPAIGN["labeling"], "code": "teacher-flaky@localhost-session"}
-    node = await_process(
-        submit_campaign(
-            initial_data={"training_set": init_data.outputs.training_set.pk}, labeling=labeling, analysis=None
-        ),
-        timeout=1200,
+    path = write_campaign(
+        tmp_path / "flaky.yaml", **{"labeling.code": "teacher-flaky@localhost-session", "analysis": None}
     )
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["campaign", "submit", str(path), "--training-set", str(init_data.outputs.training_set.pk)]
+    )
+    assert result.exit_code == 0, result.output
+    node = await_process(orm.load_node(int(re.search(r"<(\d+)>", result.output).group(1))), timeout=1200)
     assert node.exit_status == ConcurrentLearningWorkChain.exit_codes.ERROR_LABELING_FAILED.status
     history = node.outputs.history.get_list()
     selected = history[0]["systems"]["BaTiO3"]["selected"]
@@ -303,10 +244,14 @@ def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged
     assert len(failed) == selected and set(failed["destination"]) == {"failed"}
     assert (failed["exit_status"] != 0).all() and failed["message"].str.len().gt(0).all()
     assert failed["force_deviation"].notna().all()  # a failed frame still says where it came from
+    result = runner.invoke(cli, ["campaign", "frames", str(node.pk), "--failed"])
+    assert result.exit_code == 0 and f"{selected} frame(s) of campaign {node.pk}" in result.output
 
     allow.touch()
-    updated, recovered, still_failed = relabel_campaign(node, timeout=900, report=lambda _: None)
-    assert recovered == selected and not still_failed
+    result = runner.invoke(cli, ["campaign", "relabel", str(node.pk), "--timeout", "900"])
+    assert result.exit_code == 0, result.output
+    assert f"recovered {selected} frame(s); 0 still failing" in result.output
+    updated = orm.load_node(int(re.search(r"updated training set: TrainingSetData<(\d+)>", result.output).group(1)))
     assert updated.nframes == node.outputs.training_set.nframes + selected
     assert updated.creator.process_label == "merge_training_sets"
     retries = [j for j in campaign_processes(node, stage="label") if j.base.extras.get("relabel_of", None)]

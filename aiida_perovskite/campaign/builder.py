@@ -15,7 +15,9 @@ from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.protocols import recursive_merge
 from aiida_perovskite.structures import parent_cell
 
-__all__ = ("build_campaign", "load_code_for")
+__all__ = ("build_campaign", "check_campaign", "load_code_for")
+
+CODE_PLUGINS = {"training": "perovskite.deepmd.train", "exploration": "perovskite.lammps.explore"}
 
 
 def load_code_for(label: str, key: str) -> orm.AbstractCode:
@@ -28,8 +30,8 @@ def load_code_for(label: str, key: str) -> orm.AbstractCode:
         ) from exc
 
 
-def _labeled_data(value: str | int | None, key: str) -> TrainingSetData | None:
-    """The TrainingSetData a campaign file names (a PK, or a deepmd/npy folder read now)."""
+def _labeled_data(value: str | int | list[str] | None, key: str) -> TrainingSetData | None:
+    """The TrainingSetData a campaign file names (a PK, or deepmd/npy folders read now)."""
     if value is None:
         return None
     if isinstance(value, int):
@@ -41,12 +43,12 @@ def _labeled_data(value: str | int | None, key: str) -> TrainingSetData | None:
             raise CampaignError(key, f"node {value} is a {type(node).__name__}, not TrainingSetData")
         return node
     try:
-        return TrainingSetData.from_deepmd_npy(value)
+        return TrainingSetData.from_deepmd_npy(*(value if isinstance(value, list) else [value]))
     except (OSError, ValueError) as exc:
         raise CampaignError(key, f"cannot read deepmd/npy data at {value}: {exc}") from exc
 
 
-def _structure(spec: SystemSpec, campaign: Campaign, seed: int) -> orm.StructureData:
+def _structure(spec: SystemSpec, campaign: Campaign, seed: int, store: bool = True) -> orm.StructureData:
     if spec.source == "perovskite":
         atoms = parent_cell(
             spec.value, spec.phase, spec.lattice_constant, spec.c_over_a, spec.angle, spec.displacement
@@ -59,7 +61,12 @@ def _structure(spec: SystemSpec, campaign: Campaign, seed: int) -> orm.Structure
     composition = orm.Dict(spec.value) if isinstance(spec.value, dict) else orm.Str(spec.value)
     extra = {"lattice_constant": orm.Float(spec.lattice_constant)} if spec.lattice_constant else {}
     built = build_solid_solution(
-        composition, orm.List(spec.repeat), orm.Int(seed), orm.Int(spec.configuration + 1), **extra
+        composition,
+        orm.List(spec.repeat),
+        orm.Int(seed),
+        orm.Int(spec.configuration + 1),
+        **extra,
+        metadata={"store_provenance": store},
     )
     return built[f"configuration_{spec.configuration}"]
 
@@ -76,13 +83,13 @@ def _check_type_map(campaign: Campaign, training_set: TrainingSetData | None) ->
         )
 
 
-def _analysis(builder, campaign: Campaign, seed: int) -> None:
+def _analysis(builder, campaign: Campaign, seed: int, store: bool) -> None:
     """The phase diagram and polarization analysis the campaign runs on its final model."""
     if not campaign.analysis:
         return
     diagram = campaign.analysis["phase_diagram"]
     spec = campaign.analysis_structure
-    builder.phase_diagram.structure = _structure(spec, campaign, seed)
+    builder.phase_diagram.structure = _structure(spec, campaign, seed, store)
     builder.phase_diagram.repeats = orm.List(spec.repeat)
     builder.phase_diagram.temperatures = orm.List(diagram["temperatures"])
     builder.phase_diagram.mode = orm.Str(diagram["mode"])
@@ -94,8 +101,9 @@ def _analysis(builder, campaign: Campaign, seed: int) -> None:
         builder.polarization_temperatures = orm.List(polarization["temperatures"])
 
 
-def build_campaign(campaign: Campaign):
-    """The builder of the ConcurrentLearningWorkChain for ``campaign``."""
+def build_campaign(campaign: Campaign, store: bool = True):
+    """The builder of the ConcurrentLearningWorkChain for ``campaign`` (``store=False``: solid solutions are
+    built without recording their calcfunction, for a check that leaves nothing behind)."""
     from aiida_perovskite.engines import get_engine
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
     from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
@@ -104,6 +112,13 @@ def build_campaign(campaign: Campaign):
         section: load_code_for(getattr(campaign, section)["code"], f"{section}.code")
         for section in ("training", "exploration", "labeling")
     }
+    for section, plugin in CODE_PLUGINS.items():
+        found = codes[section].default_calc_job_plugin
+        if found and found != plugin:
+            raise CampaignError(
+                f"{section}.code",
+                f"code {codes[section].full_label!r} runs the {found!r} plugin; give a code set up for {plugin!r}",
+            )
     if error := get_engine(campaign.labeling["engine"]).check_code(codes["labeling"]):
         raise CampaignError("labeling.code", error)
     training_set = _labeled_data(campaign.training_set, "initial_data.training_set")
@@ -115,7 +130,7 @@ def build_campaign(campaign: Campaign):
     builder.metadata.description = campaign.description
     seeds = spawn_seeds(campaign.seed, len(campaign.systems) + 1)  # the last one builds the analysis structure
     builder.structures = {
-        name: _structure(spec, campaign, seed)
+        name: _structure(spec, campaign, seed, store)
         for (name, spec), seed in zip(campaign.systems.items(), seeds[:-1], strict=True)
     }
     builder.schedule = orm.Dict(campaign.stages)
@@ -177,7 +192,16 @@ def build_campaign(campaign: Campaign):
             f"labeling.{engine.section_keys[0] if engine.section_keys else 'engine'}", str(exc)
         ) from exc
     builder.allow_mixed_levels = orm.Bool(labeling.get("allow_mixed_levels", False))
-    _analysis(builder, campaign, seeds[-1])
+    _analysis(builder, campaign, seeds[-1], store)
     builder.label.max_concurrent = orm.Int(labeling["max_concurrent"])  # the protocol always gives both
     builder.label.tolerated_failed_fraction = orm.Float(labeling["tolerated_failed_fraction"])
     return builder
+
+
+def check_campaign(campaign: Campaign) -> None:
+    """Everything a submission would check, nothing stored: codes, data, structures, then the WorkChain's own
+    port validation of the inputs built from the file."""
+    builder = build_campaign(campaign, store=False)
+    error = builder.process_class.spec().inputs.validate(builder._inputs(prune=True))
+    if error is not None:
+        raise CampaignError(f"input {error.port}", error.message)

@@ -109,9 +109,9 @@ class Campaign:
     accurate_fraction: float
     max_iterations: int
     max_force_rmse: float | None
-    validation_set: str | int | None
+    validation_set: str | int | list[str] | None
     held_out_fraction: float
-    training_set: str | int | None
+    training_set: str | int | list[str] | None
     perturbation: dict[str, Any] | None
     training: dict[str, Any]
     exploration: dict[str, Any]
@@ -402,10 +402,15 @@ def _trust(value: Any, key: str) -> dict[str, float]:
     return levels
 
 
-def _labeled_data(value: Any, key: str, base_dir: pathlib.Path) -> str | int:
-    """A labeled set named in a campaign file: a node PK, or a deepmd/npy folder relative to the file."""
+def _labeled_data(value: Any, key: str, base_dir: pathlib.Path) -> str | int | list[str]:
+    """A labeled set named in a campaign file: a node PK, or deepmd/npy folders (one, or a list as DP-GEN's
+    init_data_sys) relative to the file."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, list):
+        if not value:
+            raise CampaignError(key, "an empty list; give deepmd/npy folders or a node PK")
+        return [_labeled_data(item, f"{key}[{index}]", base_dir) for index, item in enumerate(value)]
     path = base_dir / str(value)
     if not path.exists():
         raise CampaignError(key, f"no data at {path}; give a deepmd/npy folder or a node PK")

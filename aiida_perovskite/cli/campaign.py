@@ -57,16 +57,20 @@ def campaign() -> None:
 @campaign.command("check")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 def check(path: pathlib.Path) -> None:
-    """Check a campaign file without submitting anything (codes and data are looked up)."""
+    """Check a campaign file as a submission would, without storing anything: the file, its codes (and their
+    plugins), data, structures and the WorkChain's input validation.
+
+    \b
+    Example:
+      aiida-perovskite campaign check examples/demo-batio3.yaml
+    """
+    from aiida_perovskite.campaign.builder import check_campaign
     from aiida_perovskite.campaign.spec import CampaignError, load_campaign
 
     _load_profile()
     try:
         campaign = load_campaign(path)
-        from aiida_perovskite.campaign.builder import load_code_for
-
-        for section in ("training", "exploration", "labeling"):
-            load_code_for(getattr(campaign, section)["code"], f"{section}.code")
+        check_campaign(campaign)
     except CampaignError as exc:
         raise click.ClickException(f"{path}: {exc}") from exc
     click.secho(
@@ -78,7 +82,13 @@ def check(path: pathlib.Path) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--training-set", type=int, default=None, help="PK of a TrainingSetData to start from instead.")
 def submit_command(path: pathlib.Path, training_set: int | None) -> None:
-    """Check the campaign file and submit it to the daemon."""
+    """Check the campaign file and submit it to the daemon; prints the campaign's PK.
+
+    \b
+    Example: submit, or continue from a relabeled training set
+      aiida-perovskite campaign submit examples/batio3.yaml
+      aiida-perovskite campaign submit examples/batio3.yaml --training-set 5678
+    """
     _load_profile()
     _submit(path, training_set)
 
@@ -124,7 +134,13 @@ def _activity(node) -> list[str]:
 @campaign.command("status")
 @click.argument("pk", type=int)
 def status(pk: int) -> None:
-    """Per iteration and system: explored, accurate, candidate, failed, selected and labeled frames."""
+    """Per iteration and system: explored, accurate, candidate, failed, selected and labeled frames, test errors,
+    and the processes running now.
+
+    \b
+    Example:
+      aiida-perovskite campaign status 1234
+    """
     _load_profile()
     node = _campaign_node(pk)
     console = _console()
@@ -221,11 +237,93 @@ def _cell(value) -> str:
     return str(value)
 
 
+@campaign.command("graph")
+@click.argument("pk", type=int)
+@click.argument("output", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("--iteration", type=int, multiple=True, help="Only this iteration (repeat for several).")
+@click.option("--step", type=int, default=None, help="PK of one step of the campaign: its full AiiDA graph.")
+def graph(pk: int, output: pathlib.Path, iteration: tuple[int, ...], step: int | None) -> None:
+    """Draw the campaign's provenance as a person reads it: one row per iteration (training set, ensemble,
+    explorations per system and condition, selection, labeling, merge, decision) with counts and PKs.
+    OUTPUT ends in .svg, .png, .pdf or .dot.
+
+    \b
+    Example: the whole campaign, iteration 3 alone, then every node of one labeling step
+      aiida-perovskite campaign graph 1234 campaign.svg
+      aiida-perovskite campaign graph 1234 it3.png --iteration 3
+      aiida-perovskite campaign graph 1234 label.svg --step 1301
+    """
+    from aiida_perovskite.campaign.graph import GRAPH_FORMATS, campaign_graph, step_graph, write_graph
+
+    if output.suffix.lstrip(".").lower() not in GRAPH_FORMATS:
+        raise click.BadParameter(f"end it in {', '.join('.' + f for f in GRAPH_FORMATS)}", param_hint="OUTPUT")
+    _load_profile()
+    node = _campaign_node(pk)
+    drawn = step_graph(_step_of(node, step)) if step is not None else campaign_graph(node, iteration or None)
+    click.echo(f"graph: {write_graph(drawn, output)}")
+
+
+def _step_of(campaign, pk: int):
+    """A process of ``campaign`` (tagged with it, or called by it) by PK."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        node = orm.load_node(pk)
+    except NotExistent as exc:
+        raise click.ClickException(f"no node with PK {pk} in this profile") from exc
+    tagged = isinstance(node, orm.ProcessNode) and node.base.extras.get("campaign", None) == campaign.uuid
+    if not (tagged or any(child.pk == pk for child in campaign.called)):
+        raise click.ClickException(f"node {pk} is not a step of campaign {campaign.pk}")
+    return node
+
+
+@campaign.command("from-dpgen")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path))
+def from_dpgen(files: tuple[pathlib.Path, ...]) -> None:
+    """Convert a DP-GEN `run` input to a campaign file: FILES are param.json [machine.json] OUT.yaml. Every key
+    that cannot be mapped is listed with the reason; check the result with `campaign check`.
+
+    \b
+    Example:
+      aiida-perovskite campaign from-dpgen param.json machine.json batio3.yaml
+      aiida-perovskite campaign check batio3.yaml
+    """
+    import json
+
+    import yaml
+
+    from aiida_perovskite.campaign.dpgen import convert_dpgen
+
+    if len(files) not in (2, 3):
+        raise click.UsageError("give param.json, optionally machine.json, and the output file")
+    *inputs, output = files
+    for path in inputs:
+        if not path.is_file():
+            raise click.BadParameter(f"no file {path}", param_hint="FILES")
+    try:
+        param, *machine = (json.loads(path.read_text()) for path in inputs)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"not JSON: {exc}") from exc
+    campaign, warnings = convert_dpgen(param, machine[0] if machine else None, inputs[0].resolve().parent)
+    header = [f"# Converted from {', '.join(str(p) for p in inputs)} by `aiida-perovskite campaign from-dpgen`."]
+    header += [f"# not converted: {warning}" for warning in warnings]
+    output.write_text("\n".join(header) + "\n" + yaml.safe_dump(campaign, sort_keys=False, width=100))
+    for warning in warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    click.echo(f"campaign file: {output} ({len(campaign['systems'])} system(s), {len(warnings)} warning(s))")
+
+
 @campaign.command("watch")
 @click.argument("pk", type=int)
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes.")
 def watch(pk: int, interval: float) -> None:
-    """Live progress until the campaign terminates."""
+    """Live progress (the status table, refreshed) until the campaign terminates.
+
+    \b
+    Example: refresh every 30 s
+      aiida-perovskite campaign watch 1234 --interval 30
+    """
     _load_profile()
     _watch(_campaign_node(pk), interval)
 
@@ -241,7 +339,12 @@ def watch(pk: int, interval: float) -> None:
 )
 @click.option("--interval", type=float, default=5.0, show_default=True)
 def run(path: pathlib.Path, report_dir: pathlib.Path | None, interval: float) -> None:
-    """Submit a campaign, watch it to the end and write its report (the README's main job)."""
+    """Submit a campaign, watch it to the end and write its report (the README's main job).
+
+    \b
+    Example:
+      aiida-perovskite campaign run examples/demo-batio3.yaml --report demo-report
+    """
     from aiida_perovskite.campaign.report import write_report
 
     _load_profile()
@@ -270,7 +373,13 @@ def _finish(node) -> None:
 @click.argument("pk", type=int)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
 def report_command(pk: int, directory: pathlib.Path) -> None:
-    """Figures (learning curves, deviation histograms, frame classes) and a markdown summary in DIRECTORY."""
+    """Figures (learning curves, deviation histograms, frame classes, held-out errors) and a markdown summary in
+    DIRECTORY; works while the campaign runs.
+
+    \b
+    Example:
+      aiida-perovskite campaign report 1234 report-1234
+    """
     from aiida_perovskite.campaign.report import write_report
 
     _load_profile()
@@ -288,7 +397,13 @@ def report_command(pk: int, directory: pathlib.Path) -> None:
     show_default=True,
 )
 def export(pk: int, directory: pathlib.Path, fmt: str) -> None:
-    """The final training set (in FORMAT) and models of a campaign, with its history."""
+    """The final training set (in FORMAT) and models of a campaign, with its history.
+
+    \b
+    Example: data for `dp train` elsewhere, or for ASE
+      aiida-perovskite campaign export 1234 export-1234
+      aiida-perovskite campaign export 1234 export-1234 --format extxyz
+    """
     import json
 
     _load_profile()
@@ -320,6 +435,12 @@ def relabel_command(pk: int, overrides: pathlib.Path | None, timeout: float) -> 
     """Re-run the failed labeling jobs of a campaign (finished work is kept) and write an updated training set.
 
     Continue the campaign from it with `campaign submit FILE --training-set PK`.
+
+    \b
+    Example: as they were, then CP2K jobs with more SCF steps, overrides.yaml holding
+      {cp2k: {parameters: {FORCE_EVAL: {DFT: {SCF: {MAX_SCF: 200}}}}}}
+      aiida-perovskite campaign relabel 1234
+      aiida-perovskite campaign relabel 1234 --overrides overrides.yaml
     """
     import yaml
 

@@ -49,6 +49,11 @@ def setup(profile_file, computer_file, codes_file, email, workers, no_daemon) ->
     """Create the AiiDA profile, the localhost computer and the dp, lmp and cp2k codes if missing.
 
     Idempotent: run it as often as you like. It fails with a hint when an executable is missing.
+
+    \b
+    Example: the default profile (profiles/embedded.yaml), then PostgreSQL + RabbitMQ with 2 workers
+      aiida-perovskite setup
+      aiida-perovskite setup --config profiles/production.yaml --workers 2
     """
     report = click.echo
     try:
