@@ -149,6 +149,21 @@ def status(pk: int) -> None:
         console.print(line, highlight=False)
 
 
+def _progress():
+    """A rich progress bar (spinner, bar, counts, elapsed time) on the console of ``_console``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(),
+        transient=True,
+    )
+
+
 def _console():
     """Rich's console, 160 columns wide when the output is not a terminal (logs, CI), so the table fits."""
     from rich.console import Console
@@ -213,7 +228,9 @@ def frames(pk: int, iteration: int | None, failed: bool, csv_path: pathlib.Path 
     from aiida_perovskite.campaign.frames import labeled_frames
 
     _load_profile()
-    table = labeled_frames(_campaign_node(pk), iteration=iteration, failed=failed)
+    node = _campaign_node(pk)
+    with _console().status("tracing the labeled frames through the provenance graph"):
+        table = labeled_frames(node, iteration=iteration, failed=failed)
     if csv_path is not None:
         table.to_csv(csv_path, index=False)
         click.echo(f"{len(table)} frame(s) written to {csv_path}")
@@ -259,8 +276,10 @@ def graph(pk: int, output: pathlib.Path, iteration: tuple[int, ...], step: int |
         raise click.BadParameter(f"end it in {', '.join('.' + f for f in GRAPH_FORMATS)}", param_hint="OUTPUT")
     _load_profile()
     node = _campaign_node(pk)
-    drawn = step_graph(_step_of(node, step)) if step is not None else campaign_graph(node, iteration or None)
-    click.echo(f"graph: {write_graph(drawn, output)}")
+    with _console().status("reading the provenance graph and laying it out"):
+        drawn = step_graph(_step_of(node, step)) if step is not None else campaign_graph(node, iteration or None)
+        written = write_graph(drawn, output)
+    click.echo(f"graph: {written}")
 
 
 def _step_of(campaign, pk: int):
@@ -383,7 +402,10 @@ def report_command(pk: int, directory: pathlib.Path) -> None:
     from aiida_perovskite.campaign.report import write_report
 
     _load_profile()
-    click.echo(f"report: {write_report(_campaign_node(pk), directory)}")
+    node = _campaign_node(pk)
+    with _console().status("reading the provenance graph and drawing the figures"):
+        report = write_report(node, directory)
+    click.echo(f"report: {report}")
 
 
 @campaign.command("export")
@@ -449,7 +471,19 @@ def relabel_command(pk: int, overrides: pathlib.Path | None, timeout: float) -> 
     _load_profile()
     node = _campaign_node(pk)
     values = yaml.safe_load(overrides.read_text()) if overrides else None
-    updated, recovered, still_failed = relabel_campaign(node, values, timeout=timeout, report=click.echo)
+    with _progress() as bar:
+        task = bar.add_task("relabeling", total=None)
+
+        def report(line: str) -> None:
+            bar.console.print(line, highlight=False)
+            bar.reset(task, total=None, description="waiting for the jobs")
+
+        def progress(finished: int, total: int) -> None:
+            bar.update(task, completed=finished, total=total, description=f"{finished} of {total} job(s) finished")
+
+        updated, recovered, still_failed = relabel_campaign(
+            node, values, timeout=timeout, report=report, progress=progress
+        )
     click.echo(f"recovered {recovered} frame(s); {len(still_failed)} still failing")
     for name, job in sorted(still_failed.items()):
         click.echo(f"  {name}: {job.process_label}<{job.pk}> exit {job.exit_status} {job.exit_message or ''}")

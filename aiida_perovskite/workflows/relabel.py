@@ -56,9 +56,11 @@ def rerun_failed(
     overrides: Mapping[str, Any] | None = None,
     timeout: float = 24 * 3600,
     poll: float = 2.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[TrainingSetData | None, dict[str, orm.ProcessNode]]:
     """Label again every failed frame of ``label``: one process per failed process (a teacher batch is re-run
     with its failed frames only), built from ``get_builder_restart()`` with ``overrides``, through the daemon.
+    ``progress(finished, total)`` is told the number of finished retries while waiting.
     Returns the frames recovered (None if none) and, per frame that failed again, its process."""
     engine = get_engine(label.inputs.engine.value)
     by_job: dict[int, list[str]] = {}
@@ -76,7 +78,12 @@ def rerun_failed(
         retry.base.extras.set_many(extras)
         retries.append((retry, names))
     deadline = time.monotonic() + timeout
-    while not all(node.is_terminated for node, _ in retries):
+    while True:
+        finished = sum(node.is_terminated for node, _ in retries)
+        if progress is not None:
+            progress(finished, len(retries))
+        if finished == len(retries):
+            break
         if time.monotonic() > deadline:
             raise TimeoutError(f"relabeling jobs still running after {timeout} s: {[n.pk for n, _ in retries]}")
         time.sleep(poll)
@@ -121,12 +128,13 @@ def relabel_campaign(
     timeout: float = 24 * 3600,
     poll: float = 2.0,
     report: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[TrainingSetData | None, int, dict[str, orm.ProcessNode]]:
     """Re-run the failed labeling jobs of every labeling step of a campaign (jobs that finished are not run
     again) and merge the recovered frames into the campaign's training set.
 
     Returns the updated training set (None if nothing was recovered), the number of recovered frames and the
-    jobs that failed again.
+    jobs that failed again. ``report`` gets a line per labeling step, ``progress`` as in ``rerun_failed``.
     """
     from aiida_perovskite.campaign.queries import campaign_processes
 
@@ -142,7 +150,7 @@ def relabel_campaign(
             f"LabelWorkChain<{label.pk}> (iteration {label.base.extras.get('iteration', '?')}): labeling "
             f"{len(failed)} failed frame(s) again"
         )
-        recovered, failed = rerun_failed(label, overrides, timeout, poll)
+        recovered, failed = rerun_failed(label, overrides, timeout, poll, progress)
         still_failed.update({f"{label.pk}:{name}": node for name, node in failed.items()})
         if recovered is not None:
             recovered_sets[f"recovered_{index:04d}"] = recovered
