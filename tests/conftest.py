@@ -133,6 +133,7 @@ def calcjob_node_with_retrieved(aiida_localhost):
             computer=aiida_localhost, process_type=format_entry_point_string("aiida.calculations", entry_point)
         )
         node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
+        node.set_option("scheduler_stderr", "_scheduler-stderr.txt")  # as a launched CalcJob records it
         for label, value in inputs.items():
             value = value if value.is_stored else value.store()
             node.base.links.add_incoming(value, link_type=LinkType.INPUT_CALC, link_label=label)

@@ -7,6 +7,7 @@ import json
 import pytest
 from aiida import orm
 from aiida.common import AttributeDict
+from aiida.common.links import LinkType
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from aiida.plugins import CalculationFactory, ParserFactory
@@ -95,6 +96,30 @@ def test_training_cut_before_its_first_checkpoint_is_told_apart(parse):
     assert "before it wrote a checkpoint" in calc.exit_message
 
 
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        ("slurmstepd: error: *** JOB 7 ON vm CANCELLED AT 2026-11-23T21:05:37 ***\n", "ERROR_CANCELLED_BY_SCHEDULER"),
+        (
+            "slurmstepd: error: *** JOB 7 ON vm CANCELLED AT 2026-11-23T21:05:37 DUE TO TIME LIMIT ***\n",
+            "ERROR_OUT_OF_WALLTIME",
+        ),
+        ("", "ERROR_OUT_OF_WALLTIME"),
+    ],
+)
+def test_a_cancelled_job_is_told_apart_from_one_out_of_time(parse, stderr, expected):
+    files = {"lcurve.out": LCURVE, "input.json": written_input(steps=1000), "checkpoint": "model.ckpt-100.pt"}
+    _, calc = parse({**files, "_scheduler-stderr.txt": stderr})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes[expected].status, calc.exit_message
+
+
+def test_a_job_cancelled_before_the_training_started_is_cancelled_not_broken(parse):
+    stderr = "slurmstepd: error: *** JOB 7 ON vm CANCELLED AT 2026-11-23T21:05:37 ***\n"
+    _, calc = parse({"input.json": written_input(steps=1000), "_scheduler-stderr.txt": stderr})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.status
+    assert "at step 0 of 1000" in calc.exit_message
+
+
 @pytest.fixture
 def base_workchain(dp_code):
     """A DeepmdTrainBaseWorkChain instance set up with fast-protocol inputs, not run."""
@@ -130,6 +155,21 @@ def test_training_stopped_before_a_checkpoint_runs_again_unchanged(base_workchai
     assert report.do_break and report.exit_code.status == 0
     assert dict(base_workchain.ctx.inputs) == before
     assert "init_mode" not in base_workchain.ctx.inputs
+
+
+@pytest.mark.parametrize("checkpoint", [True, False])
+def test_a_cancelled_training_continues_from_its_checkpoint_or_runs_again(base_workchain, aiida_localhost, checkpoint):
+    code = DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=10, total=100)
+    node = failed_training(code, aiida_localhost)
+    retrieved = orm.FolderData()
+    if checkpoint:
+        retrieved.base.repository.put_object_from_bytes(b"model.ckpt-10.pt", "checkpoint")
+    retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
+    retrieved.store()
+    report = base_workchain.handle_cancelled(node)
+    assert report.do_break and report.exit_code.status == 0
+    mode = base_workchain.ctx.inputs.get("init_mode")
+    assert (mode.value if mode is not None else None) == ("restart" if checkpoint else None)
 
 
 def test_divergence_handler_halves_the_learning_rate_then_gives_up(base_workchain, aiida_localhost):

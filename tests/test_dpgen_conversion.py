@@ -310,7 +310,7 @@ def test_vasp_example_with_a_slurm_machine(ch4_tree, monkeypatch):
         "_comment1: not converted (not recognised by the converter)",
     ):
         assert expected in text, expected
-    with pytest.raises(CampaignError, match="POTCAR family 'PBE.54' is not in the database: upload it"):
+    with pytest.raises(CampaignError, match=r"POTCAR family 'PBE\.54' is not in the database: upload it"):
         parse_campaign(campaign, base_dir=ch4_tree)  # the next step the warnings name
     monkeypatch.setattr("aiida_perovskite.engines.vasp._missing_potcars", lambda *_: None)  # as if uploaded
     parsed = parse_campaign(campaign, base_dir=ch4_tree)
@@ -368,7 +368,7 @@ def test_abacus_example(tmp_path):
         "sys_format: 'abacus/stru' files are given as they are",
     ):
         assert expected in text, expected
-    with pytest.raises(CampaignError, match="systems.sys00.structure.file: ASE cannot read it"):
+    with pytest.raises(CampaignError, match=r"systems\.sys00\.structure\.file: ASE cannot read it"):
         parse_campaign(campaign, base_dir=tmp_path)  # as the sys_format warning says: convert STRU first
 
 

@@ -180,6 +180,11 @@ class DeepmdTrainCalculation(CalcJob):
             message="the training stopped at step {step} of {total} before it wrote a checkpoint; run it again.",
         )
         spec.exit_code(
+            402,
+            "ERROR_CANCELLED_BY_SCHEDULER",
+            message="the scheduler cancelled the job (scancel or preemption) at step {step} of {total}.",
+        )
+        spec.exit_code(
             410,
             "ERROR_TRAINING_DIVERGED",
             message="the learning curve has NaN or infinite errors from step {step} on: training diverged.",

@@ -147,20 +147,32 @@ def _iteration_row(graph, campaign, iteration: int, steps: dict, record: dict | 
 
 
 def _final_row(graph, campaign, steps: dict) -> None:
-    """The final training and the analyses of its models, if the campaign ran them."""
+    """The final training (if asked for) and the analyses of the final models (those of the last ensemble
+    when there was no final training)."""
     final = _only([node for nodes in steps.get("final_training", {}).values() for node in nodes])
-    if final is None:
+    analyses = [
+        (node, title)
+        for stage, title in (("phase_diagram", "phase diagram"), ("polarization", "polarization"))
+        for nodes in steps.get(stage, {}).values()
+        for node in nodes
+    ]
+    if final is None and not analyses:
         return
     with graph.subgraph(name="cluster_final") as row:
         row.attr(label="final", labeljust="l", fontsize="14", color="#d5d8dc")
-        training_set = final.inputs.training_set
-        _data_node(row, training_set, "training set", [f"{training_set.nframes} frames"])
-        _process_node(row, final, "final ensemble", _ensemble_lines(final, None))
-        row.edge(_id(training_set), _id(final))
-        for stage, title in (("phase_diagram", "phase diagram"), ("polarization", "polarization")):
-            for node in (n for nodes in steps.get(stage, {}).values() for n in nodes):
-                _process_node(row, node, title, [])
+        if final is not None:
+            training_set = final.inputs.training_set
+            _data_node(row, training_set, "training set", [f"{training_set.nframes} frames"])
+            _process_node(row, final, "final ensemble", _ensemble_lines(final, None))
+            row.edge(_id(training_set), _id(final))
+        for node, title in analyses:
+            _process_node(row, node, title, [])
+            if final is not None:
                 row.edge(_id(final), _id(node))
+    if final is None:
+        last = _only([node for nodes in steps.get("train", {}).values() for node in nodes])
+        for node, _ in analyses:
+            graph.edge(_id(last), _id(node), constraint="false")
 
 
 def _merge_of(campaign, steps: dict, iteration: int):

@@ -27,7 +27,10 @@ class DeepmdTrainParser(Parser):
         backend = BACKENDS[self.node.inputs.backend.value]
         exit_codes = self.exit_codes
 
+        cancelled = self._cancelled_by_scheduler(names)
         if "lcurve.out" not in names:
+            if cancelled:
+                return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=0, total=self._numb_steps())
             return exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log="train.log")
         try:
             curve = parse_learning_curve(retrieved.base.repository.get_object_content("lcurve.out"))
@@ -42,6 +45,8 @@ class DeepmdTrainParser(Parser):
         total = self._numb_steps()
         model_file = f"model{backend['suffix']}"
         if curve.last_step < total:
+            if cancelled:
+                return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=curve.last_step, total=total)
             if CHECKPOINT_POINTER not in names:
                 return exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.format(step=curve.last_step, total=total)
             return exit_codes.ERROR_OUT_OF_WALLTIME.format(step=curve.last_step, total=total)
@@ -65,6 +70,15 @@ class DeepmdTrainParser(Parser):
                     return compressed
                 self.out("compressed_model", compressed)
         return None
+
+    def _cancelled_by_scheduler(self, names: set[str]) -> bool:
+        """Slurm writes ``*** JOB n ON host CANCELLED AT time ***`` (without ``DUE TO TIME LIMIT``, which is
+        the walltime) to the job's stderr when the job is cancelled."""
+        stderr_name = self.node.get_option("scheduler_stderr")
+        if stderr_name not in names:
+            return False
+        stderr = self.retrieved.base.repository.get_object_content(stderr_name).lower()
+        return "cancelled at" in stderr and "due to time limit" not in stderr
 
     def _numb_steps(self) -> int:
         """Steps the training had to reach (the input as written, so restarts count from the same total)."""

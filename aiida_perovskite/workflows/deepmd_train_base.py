@@ -10,6 +10,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
+from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 
@@ -84,6 +85,9 @@ class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
     )
     def handle_out_of_walltime(self, calculation):
         """Continue from the checkpoint left in the remote folder (``dp train --restart``)."""
+        return self._continue_from_checkpoint(calculation)
+
+    def _continue_from_checkpoint(self, calculation) -> ProcessHandlerReport:
         self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
         self.ctx.inputs.init_mode = orm.Str("restart")
         self.ctx.inputs.pop("init_model", None)
@@ -93,8 +97,18 @@ class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
     @process_handler(priority=590, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT])
     def handle_stopped_before_checkpoint(self, calculation):
         """Nothing to continue from (killed, or cut by the walltime, before the first checkpoint): run it again."""
+        return self._run_again(calculation)
+
+    def _run_again(self, calculation) -> ProcessHandlerReport:
         self.report_error_handled(calculation, "no checkpoint was written: run the same training again")
         return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=580, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER])
+    def handle_cancelled(self, calculation):
+        """A preempted or cancelled job: continue from its checkpoint if it wrote one, else run it again."""
+        if CHECKPOINT_POINTER in calculation.outputs.retrieved.base.repository.list_object_names():
+            return self._continue_from_checkpoint(calculation)
+        return self._run_again(calculation)
 
     @process_handler(priority=500, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_TRAINING_DIVERGED])
     def handle_diverged(self, calculation):
