@@ -75,6 +75,8 @@ def ensure_profile(spec: dict[str, Any], email: str, report: Report = print):
             broker_config=spec["broker"].get("config") or None,
         )
         report(f"created profile {name!r} ({spec['storage']['backend']} + {spec['broker']['backend']})")
+    for option, value in (spec.get("options") or {}).items():
+        config.set_option(option, value, scope=name)
     if config.default_profile_name != name and (config.default_profile_name is None or spec.get("make_default", True)):
         config.set_default_profile(name, overwrite=True)
         report(f"profile {name!r} is now the default profile")

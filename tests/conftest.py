@@ -34,6 +34,7 @@ def aiida_profile(aiida_config, aiida_profile_factory):
     """The session profile on the selected stack, with a broker so that tests can use a live daemon."""
     if STACK == "embedded":
         with aiida_profile_factory(aiida_config, storage_backend="core.sqlite_dos", broker_backend="core.zeromq") as p:
+            _set_profile_options(aiida_config, p, "embedded")
             yield p
     elif STACK == "production":
         with _postgres_database() as storage_config:
@@ -44,9 +45,18 @@ def aiida_profile(aiida_config, aiida_profile_factory):
                 storage_config=storage_config,
                 broker_backend="core.rabbitmq",
             ) as profile:
+                _set_profile_options(aiida_config, profile, "production")
                 yield profile
     else:
         raise pytest.UsageError(f"PEROVSKITE_TEST_STACK={STACK!r}: use 'embedded' or 'production'")
+
+
+def _set_profile_options(config, profile, stack: str) -> None:
+    """The AiiDA options `aiida-perovskite setup` gives a profile of this stack (profiles/<stack>.yaml)."""
+    from aiida_perovskite.stack import PROFILES_DIR, load_yaml
+
+    for option, value in (load_yaml(PROFILES_DIR / f"{stack}.yaml").get("options") or {}).items():
+        config.set_option(option, value, scope=profile.name)
 
 
 class _postgres_database:

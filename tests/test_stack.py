@@ -83,6 +83,8 @@ def test_setup_command_from_scratch_is_idempotent(tmp_path):
                 assert label in codes
             plugins = run_cli(str(VENV_BIN / "verdi"), "plugin", "list", "aiida.data", env=env).stdout
             assert "perovskite.potential" in plugins and "perovskite.training_set" in plugins
+            timeout = run_cli(str(VENV_BIN / "verdi"), "-p", profile, "config", "get", "daemon.timeout", env=env)
+            assert timeout.stdout.strip() == "20", timeout.stdout + timeout.stderr  # from the profile file
         finally:
             run_cli(str(VENV_BIN / "verdi"), "-p", profile, "daemon", "stop", env=env)
 
