@@ -28,14 +28,16 @@ def report(
 
 
 def labels_to_reach(labels: np.ndarray, rmse: np.ndarray, target: float) -> float:
-    """First number of labels at which the curve reaches ``target`` (linear between rounds); inf if never."""
-    below = np.flatnonzero(rmse <= target)
-    if below.size == 0:
-        return float("inf")
-    first = below[0]
-    if first == 0:
+    """Labels from which the curve stays at or below ``target`` (linear between rounds); inf if its last point is
+    above. "Stays": a warm-started ensemble can be worse for a round than the one before it, so the first crossing
+    alone would credit a strategy with an accuracy it then loses."""
+    above = np.flatnonzero(rmse > target)
+    if above.size == 0:
         return float(labels[0])
-    x0, x1, y0, y1 = labels[first - 1], labels[first], rmse[first - 1], rmse[first]
+    last = above[-1]
+    if last == len(rmse) - 1:
+        return float("inf")
+    x0, x1, y0, y1 = labels[last], labels[last + 1], rmse[last], rmse[last + 1]
     return float(x0 + (y0 - target) * (x1 - x0) / (y0 - y1))
 
 
@@ -64,7 +66,20 @@ def summarise(results: dict, target: float | None, strategies: tuple[str, ...], 
             summary[strategy]["labels_to_target"] / summary[baseline]["labels_to_target"]
         )
     summary["target_force_rmse"] = target
+    summary["per_seed"] = {str(seed): _per_seed(results[seed], strategies, baseline) for seed in results}
     return summary
+
+
+def _per_seed(runs: dict, strategies: tuple[str, ...], baseline: str) -> dict:
+    """One seed's ratios, its target being the worst final force RMSE of its strategies."""
+    target = max(runs[s][-1]["force_rmse"] for s in strategies)
+    needed = {
+        s: labels_to_reach(
+            np.array([row["labels"] for row in runs[s]]), np.array([row["force_rmse"] for row in runs[s]]), target
+        )
+        for s in strategies
+    }
+    return {"target": target, **{s: {"labels": needed[s], "ratio": needed[s] / needed[baseline]} for s in strategies}}
 
 
 def print_summary(summary: dict, seeds: int) -> None:
@@ -85,6 +100,14 @@ def print_summary(summary: dict, seeds: int) -> None:
     for strategy in strategies:
         curve = summary[strategy]
         print(f"  {strategy:>15}: {curve['labels_to_target']:6.1f}  ({curve['ratio_to_baseline']:.2f}x)")
+    print(
+        "per seed (target: the seed's worst final force RMSE): "
+        + "; ".join(
+            f"seed {seed} ({values['target']:.3f}): "
+            + ", ".join(f"{s} {values[s]['labels']:.0f} ({values[s]['ratio']:.2f}x)" for s in strategies)
+            for seed, values in summary["per_seed"].items()
+        )
+    )
 
 
 def plot(summary: dict, path: pathlib.Path, title: str) -> None:
