@@ -134,33 +134,30 @@ def test_a_training_past_its_time_limit_is_killed_by_slurm_and_continued_from_it
     assert continued[-1] > reached
 
 
+def _wait_until_training(node, index: int, files: tuple[str, ...]) -> orm.CalcJobNode:
+    """The ``index``-th training job of ``node`` once it runs under Slurm and has written ``files``."""
+    deadline = time.monotonic() + 300
+    while True:
+        jobs = calculations(node)
+        job = jobs[index] if len(jobs) > index else None
+        folder = job.get_remote_workdir() if job is not None else None
+        if job is not None and job.get_job_id() and folder and all((pathlib.Path(folder) / f).exists() for f in files):
+            return job
+        assert time.monotonic() < deadline and not node.is_terminated, node.exit_message
+        time.sleep(1)
+
+
 def test_a_job_cancelled_with_scancel_is_reported_and_restarted(daemon, slurm_dp, training_set):
     node = training(slurm_dp, training_set, steps=10**7, walltime=3600, max_iterations=2)
-    deadline = time.monotonic() + 300
-    while True:  # until the first job runs and has written a checkpoint
-        jobs = calculations(node)
-        job_id = jobs[0].get_job_id() if jobs else None
-        folder = jobs[0].get_remote_workdir() if jobs else None
-        if job_id and folder and (pathlib.Path(folder) / "checkpoint").exists():
-            break
-        assert time.monotonic() < deadline and not node.is_terminated, "the training job did not start"
-        time.sleep(1)
-    subprocess.run(["scancel", job_id], check=True)
-    deadline = time.monotonic() + 300
-    while len(calculations(node)) < 2:
-        assert time.monotonic() < deadline and not node.is_terminated, [
-            (c.exit_status, c.exit_message, c.outputs.retrieved.base.repository.list_object_names())
-            for c in calculations(node)
-            if "retrieved" in c.outputs
-        ]
-        time.sleep(1)
-    cancelled, restarted = calculations(node)[:2]
-    assert cancelled.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.status
-    assert "the scheduler cancelled the job" in cancelled.exit_message
+    first = _wait_until_training(node, 0, ("lcurve.out", "checkpoint"))
+    subprocess.run(["scancel", first.get_job_id()], check=True)
+    restarted = _wait_until_training(node, 1, ("lcurve.out",))  # running, not only queued
+    first = orm.load_node(first.pk)
+    assert first.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.status
+    assert "the scheduler cancelled the job" in first.exit_message
     assert restarted.inputs.init_mode.value == "restart"  # continued from the checkpoint it had written
-    while not restarted.get_job_id() and not restarted.is_terminated:
-        time.sleep(1)
-    if restarted.get_job_id():
-        subprocess.run(["scancel", restarted.get_job_id()], check=True)  # end the test: the last attempt
+    assert restarted.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
+    subprocess.run(["scancel", restarted.get_job_id()], check=True)  # the last attempt: cancelled as well
     node = await_process(node, timeout=300)
+    assert orm.load_node(restarted.pk).exit_status == first.exit_status  # reported the same way
     assert node.exit_status == DeepmdTrainBaseWorkChain.exit_codes.ERROR_MAXIMUM_ITERATIONS_EXCEEDED.status
