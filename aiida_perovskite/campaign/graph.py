@@ -49,9 +49,22 @@ def campaign_graph(campaign: orm.WorkChainNode, iterations: Iterable[int] | None
     init = _only(steps.get("init_data", {}).get(0, []))
     if init is not None and (wanted is None or 0 in wanted):
         _process_node(graph, init, "initial data", _init_lines(init))
+    summaries = {  # each iteration's summarise_iteration node: its inputs hold the selection and the decision
+        node.inputs.iteration.value: node
+        for node in campaign.called
+        if node.process_label == "summarise_iteration" and node.is_finished_ok
+    }
     shown = sorted(iteration for iteration in steps.get("train", {}) if wanted is None or iteration in wanted)
     for iteration in shown:
-        _iteration_row(graph, campaign, iteration, steps, records.get(iteration), init if iteration == 0 else None)
+        _iteration_row(
+            graph,
+            campaign,
+            iteration,
+            steps,
+            records.get(iteration),
+            summaries.get(iteration),
+            init if iteration == 0 else None,
+        )
     if wanted is None:
         _final_row(graph, campaign, steps)
     return graph
@@ -106,7 +119,7 @@ _STEP_LABELS = {
 }
 
 
-def _iteration_row(graph, campaign, iteration: int, steps: dict, record: dict | None, init) -> None:
+def _iteration_row(graph, campaign, iteration: int, steps: dict, record: dict | None, summary, init) -> None:
     with graph.subgraph(name=f"cluster_{iteration}") as row:
         row.attr(label=f"iteration {iteration}", labeljust="l", fontsize="14", color="#d5d8dc")
         training = _only(steps["train"][iteration])
@@ -116,7 +129,6 @@ def _iteration_row(graph, campaign, iteration: int, steps: dict, record: dict | 
         _process_node(row, training, "ensemble", _ensemble_lines(training, record))
         row.edge(_id(training_set), _id(training))
         label = _only(steps.get("label", {}).get(iteration, []))
-        summary = _summary_of(campaign, iteration)
         for explore in sorted(steps.get("explore", {}).get(iteration, []), key=lambda n: n.base.extras.get("system")):
             system = explore.base.extras.get("system")
             _exploration_node(row, explore, system)
@@ -129,7 +141,7 @@ def _iteration_row(graph, campaign, iteration: int, steps: dict, record: dict | 
                 if label is not None:
                     row.edge(_id(selection), _id(label))
         if label is not None:
-            _process_node(row, label, f"label: {label.inputs.engine.value}", _label_lines(label, record))
+            _process_node(row, label, f"label: {label.inputs.engine.value}", _label_lines(record))
         if summary is None:
             return
         decision = summary.inputs.decision
@@ -182,13 +194,6 @@ def _merge_of(campaign, steps: dict, iteration: int):
     if following:
         return _only(following).inputs.training_set
     return campaign.outputs.training_set if "training_set" in campaign.outputs else None
-
-
-def _summary_of(campaign, iteration: int):
-    for node in campaign.called:
-        if node.process_label == "summarise_iteration" and node.is_finished_ok and node.inputs.iteration == iteration:
-            return node
-    return None
 
 
 def _selection_of(explore: orm.WorkflowNode):
@@ -308,7 +313,7 @@ def _selection_lines(values: dict) -> list[str]:
     ]
 
 
-def _label_lines(label: orm.WorkflowNode, record: dict | None) -> list[str]:
+def _label_lines(record: dict | None) -> list[str]:
     if record is None:
         return []
     return [f"{record['labeled']} labeled, {record['failed_labels']} failed"]
