@@ -107,9 +107,14 @@ def ensure_computer(spec: dict[str, Any], report: Report = print):
         computer.set_mpirun_command(spec.get("mpirun_command", "mpirun -np {tot_num_mpiprocs}").split())
         computer.set_default_mpiprocs_per_machine(spec.get("default_mpiprocs_per_machine", 1))
         computer.set_use_double_quotes(spec.get("use_double_quotes", False))
-        report(f"created computer {label!r} (work dir {work_dir})")
+        if "minimum_job_poll_interval" in spec:
+            computer.set_minimum_job_poll_interval(float(spec["minimum_job_poll_interval"]))
+        report(
+            f"created computer {label!r} (work dir {work_dir}, scheduler polled every "
+            f"{computer.get_minimum_job_poll_interval():g} s)"
+        )
     if not computer.is_user_configured(User.collection.get_default()):
-        computer.configure(safe_interval=0.0)
+        computer.configure(safe_interval=float(spec.get("safe_interval", 0.0)))
         report(f"configured computer {label!r} for the default user")
     return computer
 

@@ -42,9 +42,7 @@ def slurm(aiida_profile) -> orm.Computer:
     if reason:
         print(f"skipping the Slurm tests: {reason}")
         pytest.skip(reason)
-    computer = ensure_computer(load_yaml(PROFILES_DIR / "computers" / "slurm-localhost.yaml"), report=lambda _: None)
-    computer.set_minimum_job_poll_interval(1.0)
-    return computer
+    return ensure_computer(load_yaml(PROFILES_DIR / "computers" / "slurm-localhost.yaml"), report=lambda _: None)
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,7 @@ def test_setup_command_from_scratch_is_idempotent(tmp_path):
             assert first.returncode == 0, first.stdout + first.stderr
             assert f"created profile {profile!r}" in first.stdout
             assert "created code cp2k@localhost" in first.stdout
+            assert "scheduler polled every 0.5 s" in first.stdout  # profiles/computers/localhost.yaml
 
             second = run_cli(str(VENV_BIN / "aiida-perovskite"), "setup", "--config", str(config), env=env)
             assert second.returncode == 0, second.stderr

@@ -4,6 +4,7 @@ failures, the DeePMD path against `dp test`, and an extra teacher added through 
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
 import re
@@ -340,3 +341,49 @@ def test_the_label_workchain_labels_batches_and_relabel_recovers_the_rejected_fr
     query = orm.QueryBuilder().append(orm.CalcJobNode, filters={"extras.relabel_of": jobs[1].uuid})
     (retry,) = query.all(flat=True)
     assert sorted(retry.inputs.structures) == ["strong_0"]  # the frames that batch labeled are not labeled again
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_label_jobs_stream_a_free_slot_is_refilled_while_a_slow_job_still_runs(daemon, aiida_localhost, tmp_path):
+    """With two slots and the second job slow, the third starts as soon as the first ends, not after the slow
+    one (a wave-by-wave launch would wait for both)."""
+    import sys
+
+    from aiida.engine import submit
+
+    from tests.conftest import await_process
+
+    slow_when = (
+        f'{sys.executable} -c "import numpy, sys; '
+        f"sys.exit(0 if any('slow' in n for n in numpy.load('frames.npz')['names']) else 1)\""
+    )
+    wrapper = tmp_path / "teacher-slow-frames"
+    wrapper.write_text(
+        f'#!/bin/bash\nif {slow_when}; then sleep 40; fi\nexec {executable("perovskite-teacher")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    code = orm.InstalledCode(
+        label="teacher-slow-frames",
+        computer=aiida_localhost,
+        filepath_executable=str(wrapper),
+        default_calc_job_plugin="perovskite.teacher.label",
+    ).store()
+    builder = LabelWorkChain.get_builder()
+    builder.engine, builder.code, builder.engine_inputs = orm.Str("teacher"), code, teacher_inputs(MF0)
+    builder.protocol, builder.overrides = orm.Str("fast"), orm.Dict({"batch_size": 1})
+    names = ["a_fast", "b_slow", "c_fast", "d_fast"]
+    builder.structures = {name: orm.StructureData(ase=off_centre(0.01 * i)) for i, name in enumerate(names)}
+    builder.max_concurrent = orm.Int(2)
+    node = await_process(submit(builder), timeout=600)
+    assert node.is_finished_ok, node.exit_message
+    assert node.outputs.training_set.nframes == 4
+
+    jobs = {
+        job.base.extras.get("frames")[0]: job for job in node.called if job.process_label == "TeacherLabelCalculation"
+    }
+    assert sorted(jobs) == names
+    slow_ended = jobs["b_slow"].mtime
+    assert jobs["c_fast"].ctime < slow_ended - datetime.timedelta(seconds=15), (jobs["c_fast"].ctime, slow_ended)
+    running_at_c = [name for name, job in jobs.items() if job.ctime < jobs["c_fast"].ctime < job.mtime]
+    assert running_at_c == ["b_slow"]  # never more than max_concurrent at once

@@ -587,7 +587,7 @@ class ConcurrentLearningWorkChain(WorkChain):
         node = self.submit(TrainEnsembleWorkChain, **inputs)
         tag_child(self.node, node, iteration=self.ctx.iteration, stage="final_training")
         self.report(f"final training {node.process_label}<{node.pk}> on {self.ctx.training_set.nframes} frames")
-        return ToContext(final_training=node)
+        return ToContext(final_training=node, **self._submit_learning_curve_tests())
 
     def inspect_final_training(self):
         node = self.ctx.final_training
@@ -611,16 +611,24 @@ class ConcurrentLearningWorkChain(WorkChain):
         """The model the downstream MD runs with: the compressed model_0 when there is one (fastest)."""
         return (self.ctx.compressed_models or self.ctx.models)["model_0"]
 
-    def run_downstream(self):
-        """At the same time: every iteration's ensemble tested on the final held-out set (one learning curve on
-        one set), and the phase diagram of the final model."""
+    def _submit_learning_curve_tests(self) -> dict[str, orm.ProcessNode]:
+        """Every ensemble not yet tested on the final held-out set, tested on it (one learning curve on one
+        set). The iterations' ensembles are tested while the final training runs, which uses one core."""
         calls = {}
-        if self.ctx.held_out is not None:
-            for key, models in self.ctx.ensembles.items():
-                for name, model in sorted(models.items()):
+        if self.ctx.held_out is None:
+            return calls
+        for key, models in self.ctx.ensembles.items():
+            for name, model in sorted(models.items()):
+                if f"final_test__{key}__{name}" not in self.ctx:
                     calls[f"final_test__{key}__{name}"] = self._submit_test(
                         "final", key, name, model, self.ctx.held_out
                     )
+        return calls
+
+    def run_downstream(self):
+        """At the same time: the learning-curve tests still to run (the final ensemble's) and the phase
+        diagram of the final model."""
+        calls = self._submit_learning_curve_tests()
         if self.analysis_requested():
             inputs = AttributeDict(self.exposed_inputs(PhaseDiagramWorkChain, "phase_diagram"))
             inputs.code = self.inputs.explore.code

@@ -73,7 +73,11 @@ def label_source_of(inputs) -> dict[str, str]:
 
 class LabelWorkChain(WorkChain):
     """Label every structure with one engine in batches of the engine's size (1 for DFT), at most
-    ``max_concurrent`` processes at a time."""
+    ``max_concurrent`` processes at a time.
+
+    Jobs stream: whenever the oldest running job ends, every slot that has come free is refilled, so the
+    queue never drains to wait for a whole wave (jobs of one engine take similar times, so the oldest is
+    the next to end)."""
 
     @classmethod
     def define(cls, spec):
@@ -108,7 +112,7 @@ class LabelWorkChain(WorkChain):
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
-            while_(cls.more_to_launch)(cls.launch_batch, cls.inspect_batch),
+            while_(cls.jobs_remaining)(cls.launch_and_wait),
             cls.collect,
             if_(cls.too_many_failures)(cls.fail),
         )
@@ -134,17 +138,18 @@ class LabelWorkChain(WorkChain):
         size = get_engine(self.inputs.engine.value).batch_size(protocol, overrides)
         names = sorted(structures)
         self.ctx.pending = [names[start : start + size] for start in range(0, len(names), size)]
-        self.ctx.jobs = []
+        self.ctx.jobs, self.ctx.running = [], []
 
-    def more_to_launch(self):
-        return bool(self.ctx.pending)
+    def jobs_remaining(self):
+        return bool(self.ctx.pending or self.ctx.running)
 
-    def launch_batch(self):
+    def launch_and_wait(self):
+        """Fill the free slots, then wait for the oldest running job."""
+        self.ctx.running = [pk for pk in self.ctx.running if not orm.load_node(pk).is_terminated]
         engine = get_engine(self.inputs.engine.value)
         protocol, overrides = engine_settings(self.inputs)
-        count = self.inputs.max_concurrent.value
-        launching, self.ctx.pending = self.ctx.pending[:count], self.ctx.pending[count:]
-        calls = {}
+        free = self.inputs.max_concurrent.value - len(self.ctx.running)
+        launching, self.ctx.pending = self.ctx.pending[:free], self.ctx.pending[free:]
         for names in launching:
             builder = engine.get_batch_builder(
                 self.inputs.code,
@@ -159,12 +164,11 @@ class LabelWorkChain(WorkChain):
             systems = sorted({self.ctx.sources[name] for name in names if name in self.ctx.sources})
             source = {"system": systems[0]} if len(systems) == 1 else {}
             tag_child(self.node, node, stage="label", frames=names, engine=engine.name, **source)
-            calls[f"label__{len(self.ctx.jobs) + len(calls)}"] = node
-        self.ctx.launched = sorted(calls)
-        return ToContext(**calls)
-
-    def inspect_batch(self):
-        self.ctx.jobs.extend(self.ctx[key].pk for key in self.ctx.launched)
+            self.ctx.jobs.append(node.pk)
+            self.ctx.running.append(node.pk)
+        if not self.ctx.running:
+            return None
+        return ToContext(oldest_running=orm.load_node(self.ctx.running[0]))
 
     def collect(self):
         engine = get_engine(self.inputs.engine.value)
