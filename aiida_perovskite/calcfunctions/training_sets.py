@@ -27,10 +27,13 @@ def assemble_training_set(engine: orm.Str, label_source: orm.Dict, **labels: orm
     from aiida_perovskite.engines import get_engine
 
     adapter = get_engine(engine.value)
-    names = sorted(key.split("__", 1)[1] for key in labels if key.startswith("structure__"))
+    per_frame: dict[str, dict[str, orm.Data]] = {}
+    for key, node in labels.items():
+        output, name = key.split("__", 1)
+        per_frame.setdefault(name, {})[output] = node
     frames = []
-    for name in names:
-        outputs = {key.split("__", 1)[0]: node for key, node in labels.items() if key.endswith(f"__{name}")}
+    for name in sorted(per_frame):
+        outputs = per_frame[name]
         structure = outputs.pop("structure")
         frames.append(adapter.frame(structure, **outputs))
     return TrainingSetData(
