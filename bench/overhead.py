@@ -56,17 +56,31 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def idle_gaps(intervals: list[tuple[float, float]], begin: float, finish: float) -> list[float]:
-    """Lengths of the stretches between ``begin`` and ``finish`` when no external code ran: the hand-overs
-    between steps, where the campaign waits only for AiiDA."""
-    gaps, end = [], begin
-    for start, stop in sorted(intervals):
-        if start > end:
-            gaps.append(start - end)
-        end = max(end, stop)
+def idle_gaps(jobs: list[dict], begin: float, finish: float) -> list[dict]:
+    """The stretches between ``begin`` and ``finish`` when no external code ran (the hand-overs between steps,
+    where the campaign waits only for AiiDA), each split into: the job whose code ended last -> that job done
+    in AiiDA (the code's exit, the poll, retrieval, parsing); the next job created -> its script written
+    (upload, submission); and between them the workflow steps and calcfunctions."""
+    gaps, end, previous = [], begin, None
+    for job in sorted(jobs, key=lambda job: job["start"]):
+        if job["start"] > end:
+            gaps.append(_split_gap(end, job["start"], previous, job))
+        if job["stop"] > end:
+            end, previous = job["stop"], job
     if finish > end:
-        gaps.append(finish - end)
+        gaps.append(_split_gap(end, finish, previous, None))
     return gaps
+
+
+def _split_gap(start: float, stop: float, previous: dict | None, following: dict | None) -> dict:
+    finished = min(max(previous["mtime"], start), stop) if previous else start
+    upload = stop - max(following["ctime"], finished) if following else 0.0
+    return {
+        "length": stop - start,
+        "job_done": finished - start,
+        "upload": upload,
+        "workflow": stop - start - (finished - start) - upload,
+    }
 
 
 def analyse(campaign) -> dict:
@@ -93,7 +107,8 @@ def analyse(campaign) -> dict:
             functions[node.process_label].append((node.mtime - node.ctime).total_seconds())
     function_time = sum(sum(times) for times in functions.values())
     union = union_length(intervals)
-    gaps = idle_gaps(intervals, campaign.ctime.timestamp(), campaign.mtime.timestamp())
+    all_jobs = [job for jobs in jobs_of_type.values() for job in jobs]
+    gaps = idle_gaps(all_jobs, campaign.ctime.timestamp(), campaign.mtime.timestamp())
     return {
         "campaign": campaign.pk,
         "label": campaign.label,
@@ -102,7 +117,12 @@ def analyse(campaign) -> dict:
         "code_sum_s": sum(stop - start for start, stop in intervals),
         "code_union_s": union,
         "ratio": wall / union if union else float("inf"),
-        "idle_gaps": {"count": len(gaps), "total_s": sum(gaps), "largest_s": sorted(gaps)[-3:][::-1]},
+        "idle_gaps": {
+            "count": len(gaps),
+            "total_s": sum(gap["length"] for gap in gaps),
+            "largest_s": sorted(gap["length"] for gap in gaps)[-3:][::-1],
+            **{f"{part}_s": sum(gap[part] for gap in gaps) for part in ("job_done", "workflow", "upload")},
+        },
         "calcjobs": len(intervals),
         "calcjobs_without_folder": missing,
         "calcfunctions": sum(len(times) for times in functions.values()),
@@ -172,6 +192,10 @@ def print_report(result: dict) -> None:
         f"({gaps['total_s'] / max(gaps['count'], 1):.1f} s each; largest "
         + ", ".join(f"{gap:.1f}" for gap in gaps["largest_s"])
         + " s)"
+    )
+    print(
+        f"  of which: code ended -> its job done in AiiDA (exit, poll, retrieve, parse) {gaps['job_done_s']:.0f} s, "
+        f"workflow steps and calcfunctions {gaps['workflow_s']:.0f} s, upload and submission {gaps['upload_s']:.0f} s"
     )
     print(
         f"calcfunctions: {result['calcfunctions']}, {result['calcfunction_s']:.1f} s in all "

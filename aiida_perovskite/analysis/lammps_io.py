@@ -120,6 +120,11 @@ def _setup_lines(
     ]
 
 
+# Close every output, then exit without destroying the DeePMD pair style: that teardown (TensorFlow's) kept
+# `lmp` running 1.5-4 s after its last output, a wait at every hand-over of a campaign (bench/overhead.py).
+QUIT = "quit 0"
+
+
 def exploration_script(
     settings: MdSettings,
     models: Sequence[str],
@@ -138,6 +143,7 @@ def exploration_script(
         f"dump sampled all custom {every} {dump_file} id type x y z",
         "dump_modify sampled sort id format float %.15g",
         f"run {settings.steps}",
+        QUIT,
     ]
     return "\n".join(lines) + "\n"
 
@@ -161,6 +167,7 @@ def production_script(
         "dump_modify frames sort id",
         f"run {settings.steps}",
         f"write_data {final_file} nocoeff",
+        QUIT,
     ]
     return "\n".join(lines) + "\n"
 
