@@ -613,7 +613,7 @@ class ConcurrentLearningWorkChain(WorkChain):
 
     def _submit_learning_curve_tests(self) -> dict[str, orm.ProcessNode]:
         """Every ensemble not yet tested on the final held-out set, tested on it (one learning curve on one
-        set). The iterations' ensembles are tested while the final training runs, which uses one core."""
+        set). The iterations' ensembles are tested while the final ensemble trains, not after it."""
         calls = {}
         if self.ctx.held_out is None:
             return calls
