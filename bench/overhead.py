@@ -89,14 +89,13 @@ def analyse(campaign) -> dict:
 
     descendants = [n for n in campaign.called_descendants if isinstance(n, orm.ProcessNode)]
     wall = (campaign.mtime - campaign.ctime).total_seconds()
-    intervals, jobs_of_type, missing = [], collections.defaultdict(list), 0
+    jobs_of_type, missing = collections.defaultdict(list), 0
     for calc in sorted((n for n in descendants if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime):
         interval = code_interval(calc)
         if interval is None:
             missing += 1
             continue
         start, stop = interval
-        intervals.append(interval)
         jobs_of_type[calc.process_label].append(
             {"ctime": calc.ctime.timestamp(), "mtime": calc.mtime.timestamp(), "start": start, "stop": stop}
         )
@@ -106,8 +105,9 @@ def analyse(campaign) -> dict:
         if isinstance(node, orm.CalcFunctionNode):
             functions[node.process_label].append((node.mtime - node.ctime).total_seconds())
     function_time = sum(sum(times) for times in functions.values())
-    union = union_length(intervals)
     all_jobs = [job for jobs in jobs_of_type.values() for job in jobs]
+    intervals = [(job["start"], job["stop"]) for job in all_jobs]
+    union = union_length(intervals)
     gaps = idle_gaps(all_jobs, campaign.ctime.timestamp(), campaign.mtime.timestamp())
     return {
         "campaign": campaign.pk,
@@ -136,7 +136,7 @@ def analyse(campaign) -> dict:
 
 
 def job_statistics(jobs: list[dict]) -> dict:
-    """Counts, mean code/before/after times, jobs per minute and the hand-over (before + after) of the first
+    """Count, summed code/before/after times, jobs per minute and the hand-over (before + after) of the first
     and last 10 % of the jobs of one type, in creation order."""
     n = len(jobs)
     handover = [(job["start"] - job["ctime"]) + (job["mtime"] - job["stop"]) for job in jobs]

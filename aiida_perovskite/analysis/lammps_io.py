@@ -120,8 +120,9 @@ def _setup_lines(
     ]
 
 
-# Close every output, then exit without destroying the DeePMD pair style: that teardown (TensorFlow's) kept
-# `lmp` running 1.5-4 s after its last output, a wait at every hand-over of a campaign (bench/overhead.py).
+# Close every output, then exit without destroying the DeePMD pair style, whose TensorFlow teardown kept `lmp`
+# running after its last output (1-2 s less with `quit` side by side on a loaded machine; not visible in the
+# demo's hand-overs, docs/benchmarks.md).
 QUIT = "quit 0"
 
 

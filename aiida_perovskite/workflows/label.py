@@ -75,9 +75,9 @@ class LabelWorkChain(WorkChain):
     """Label every structure with one engine in batches of the engine's size (1 for DFT), at most
     ``max_concurrent`` processes at a time.
 
-    Jobs stream: whenever the oldest running job ends, every slot that has come free is refilled, so the
-    queue never drains to wait for a whole wave (jobs of one engine take similar times, so the oldest is
-    the next to end)."""
+    Jobs stream: whenever the oldest running job ends, every slot that has come free is refilled, so no job
+    starts later than it would wave by wave. A WorkChain can only wait for named children, so slots freed
+    behind a slow oldest job wait for it (docs/benchmarks.md, "Orchestration overhead and scale")."""
 
     @classmethod
     def define(cls, spec):
