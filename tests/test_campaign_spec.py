@@ -289,6 +289,22 @@ def test_demo_campaign_builds_a_valid_builder(unit_codes):
     ]
 
 
+def test_distillation_campaign_builds_and_a_partial_sanity_filter_keeps_the_other_defaults(unit_codes):
+    from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
+
+    data = yaml.safe_load((EXAMPLES / "distill-batio3.yaml").read_text())
+    for section in ("training", "exploration"):
+        data[section]["code"] = VALID[section]["code"]
+    data["labeling"]["code"] = "teacher-unit@localhost"
+    builder = build_campaign(parse_campaign(data, base_dir=EXAMPLES))
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+
+    assert ConcurrentLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    assert sorted(builder.structures) == ["cubic", "orthorhombic", "rhombohedral", "tetragonal"]
+    assert builder.explore.sanity.get_dict() == {**SANITY_DEFAULTS, "max_volume_change": 0.1}
+    assert builder.final_training.get_dict() == {"numb_steps": 100000, "compress": True}
+
+
 def test_a_labeling_code_of_another_plugin_is_refused(unit_codes, tmp_path):
     campaign = parse_campaign(changed("labeling.code", VALID["training"]["code"]), base_dir=tmp_path)
     with pytest.raises(CampaignError) as info:

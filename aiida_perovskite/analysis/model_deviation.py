@@ -18,6 +18,7 @@ __all__ = (
     "ACCURATE",
     "CANDIDATE",
     "FAILED",
+    "SANITY_DEFAULTS",
     "SELECTION_MODES",
     "TrustLevels",
     "choose",
@@ -34,6 +35,8 @@ ACCURATE, CANDIDATE, FAILED = 0, 1, 2
 # that bench/label_efficiency.py compares the loop's selection with).
 SELECTION_MODES = ("random", "max_deviation", "uniform")
 CLASS_NAMES = {ACCURATE: "accurate", CANDIDATE: "candidate", FAILED: "failed"}
+# The candidate filter of `sanity_mask`: shortest distance (Å), cell skew, volume change from the run's start.
+SANITY_DEFAULTS = {"min_distance": 0.8, "max_skew": 0.5, "max_volume_change": 0.2}
 
 
 def parse_model_devi(text: str) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ from typing import Any
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
+from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
 from aiida_perovskite.calcfunctions.seeds import spawn_seeds
 from aiida_perovskite.calcfunctions.structures import build_solid_solution
 from aiida_perovskite.campaign.spec import Campaign, CampaignError, SystemSpec
@@ -172,8 +173,8 @@ def build_campaign(campaign: Campaign, store: bool = True):
     builder.explore.code = codes["exploration"]
     builder.explore.selection_mode = orm.Str(exploration.get("selection_mode", "random"))
     builder.explore.skip_frames = orm.Int(exploration.get("skip_frames", 0))
-    if exploration.get("sanity"):
-        builder.explore.sanity = orm.Dict(exploration["sanity"])
+    if exploration.get("sanity"):  # the keys a file leaves out keep their defaults
+        builder.explore.sanity = orm.Dict({**SANITY_DEFAULTS, **exploration["sanity"]})
     builder.explore.options = dict(exploration.get("options", {}))
 
     labeling = campaign.labeling

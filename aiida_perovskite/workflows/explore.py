@@ -6,6 +6,7 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from aiida_perovskite.analysis.lammps_io import MdSettings
+from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.select_candidates import SELECTION_MODES, parse_trust, select_candidates
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
@@ -106,7 +107,7 @@ class ExploreWorkChain(WorkChain):
         spec.input(
             "sanity",
             valid_type=orm.Dict,
-            default=lambda: orm.Dict({"min_distance": 0.8, "max_skew": 0.5, "max_volume_change": 0.2}),
+            default=lambda: orm.Dict(SANITY_DEFAULTS),
             help="Candidate filter: min_distance (Å) between atoms, max_skew (tilt / length), max_volume_change "
             "(relative to the run's starting cell).",
         )
