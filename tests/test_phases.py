@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiida_perovskite.analysis.phases import block_average, classify_lattice, classify_polar, transitions
+from aiida_perovskite.analysis.phases import block_average, classify_lattice, classify_polar, hysteresis, transitions
 
 RNG = np.random.default_rng(7)
 N = 500
@@ -66,6 +66,18 @@ def test_batio3_sequence_of_transitions():
         {"from": "O", "to": "T", "between": [150, 250], "estimate": 200.0},
         {"from": "T", "to": "C", "between": [250, 300], "estimate": 275.0},
     ]
+
+
+def test_hysteresis_pairs_the_transitions_of_a_heating_and_a_cooling_ladder():
+    heating = transitions([50, 100, 150, 200, 250, 300], ["R", "R", "O", "T", "T", "C"])
+    # a cooling ladder runs downwards; its transitions are stated low-temperature phase first as well
+    cooling = transitions([300, 250, 200, 150, 100, 50], ["C", "T", "T", "T", "O", "R"])
+    assert hysteresis(heating, cooling) == [
+        {"pair": "R -> O", "heating": 125.0, "cooling": 75.0, "width": 50.0},
+        {"pair": "O -> T", "heating": 175.0, "cooling": 125.0, "width": 50.0},
+        {"pair": "T -> C", "heating": 275.0, "cooling": 275.0, "width": 0.0},
+    ]
+    assert hysteresis(heating, transitions([300, 50], ["C", "R"])) == []  # R -> C directly: no common pair
 
 
 def test_the_report_states_the_transitions_found():

@@ -25,7 +25,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ("Estimate", "PhaseCriteria", "block_average", "classify_lattice", "classify_polar", "transitions")
+__all__ = (
+    "Estimate",
+    "PhaseCriteria",
+    "block_average",
+    "classify_lattice",
+    "classify_polar",
+    "hysteresis",
+    "transitions",
+)
 
 UNCERTAIN = "uncertain"
 
@@ -139,3 +147,22 @@ def transitions(temperatures: Sequence[float], labels: Sequence[str]) -> list[di
         if low != high:
             found.append({"from": low, "to": high, "between": [t_low, t_high], "estimate": (t_low + t_high) / 2})
     return found
+
+
+def hysteresis(heating: Sequence[dict], cooling: Sequence[dict]) -> list[dict]:
+    """The transitions (as :func:`transitions` gives them, low-temperature phase first) found on both a heating
+    and a cooling ladder: their estimates and the width heating - cooling (K)."""
+    cooled = {(found["from"], found["to"]): found["estimate"] for found in cooling}
+    rows = []
+    for found in heating:
+        pair = (found["from"], found["to"])
+        if pair in cooled:
+            rows.append(
+                {
+                    "pair": f"{pair[0]} -> {pair[1]}",
+                    "heating": found["estimate"],
+                    "cooling": cooled[pair],
+                    "width": found["estimate"] - cooled[pair],
+                }
+            )
+    return rows

@@ -8,12 +8,7 @@ import time
 import click
 
 from aiida_perovskite.cli.root import cli
-
-
-def _load_profile() -> None:
-    from aiida import load_profile
-
-    load_profile()
+from aiida_perovskite.cli.root import load_aiida_profile as _load_profile
 
 
 def _campaign_node(pk: int):

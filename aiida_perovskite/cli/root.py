@@ -11,3 +11,10 @@ from aiida_perovskite.stack import put_venv_on_path
 def cli() -> None:
     """Build and use Deep Potential models for perovskite oxides with AiiDA."""
     put_venv_on_path()
+
+
+def load_aiida_profile() -> None:
+    """The default AiiDA profile, loaded when a command needs the database (not for --help)."""
+    from aiida import load_profile
+
+    load_profile()

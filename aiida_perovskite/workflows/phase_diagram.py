@@ -55,6 +55,10 @@ def protocol_error(protocol: dict, temperature: float, pressure: float) -> str |
     extra = sorted(set(protocol) - PROTOCOL_KEYS)
     if extra:
         return f"unknown protocol key(s) {extra}; known: {sorted(PROTOCOL_KEYS)}"
+    for key, minimum in (("equilibration_steps", 0), ("production_steps", 1)):
+        value = protocol.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            return f"{key} must be an integer >= {minimum}, got {value!r}"
     try:
         _md_settings(protocol, temperature, pressure)
     except (TypeError, ValueError, KeyError) as exc:
