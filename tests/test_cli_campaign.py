@@ -6,6 +6,7 @@ test_concurrent_learning_integration.py."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import pathlib
 import re
 
@@ -146,6 +147,15 @@ def test_export_round_trip_with_dpdata_and_deepmd(converged, tmp_path):
     np.testing.assert_allclose(np.sort(exported), np.sort(stored), rtol=0, atol=1e-8)
     history = converged.outputs.history.get_list()
     assert yaml.safe_load((tmp_path / "npy" / "history.json").read_text()) == history
+    # the provenance summary identifies what was written, for readers without the database
+    summary = yaml.safe_load((tmp_path / "npy" / "provenance.json").read_text())
+    assert summary["campaign"]["uuid"] == converged.uuid and summary["campaign"]["exit_status"] == 0
+    assert summary["outputs"]["training_set"]["content_hash"] == training_set.content_hash()
+    assert summary["outputs"]["held_out_set"]["frames"] == converged.outputs.held_out_set.nframes
+    assert summary["labels"]["engine_inputs"]["teacher"]["modal"] == "R2SCAN"
+    written = hashlib.sha256((tmp_path / "npy" / "models" / "model_0.pb").read_bytes()).hexdigest()
+    assert summary["outputs"]["models"]["model_0"]["sha256"] == written
+    assert summary["learning_curve"] == converged.outputs.learning_curve.get_dict()
 
     # the exported model reproduces the exported labels about as well as its own learning curve says
     models = sorted((tmp_path / "npy" / "models").iterdir())
@@ -159,6 +169,12 @@ def test_export_round_trip_with_dpdata_and_deepmd(converged, tmp_path):
     rmse = float(np.sqrt(np.mean((forces.reshape(system["forces"].shape) - system["forces"]) ** 2)))
     final = converged.outputs.learning_curve["points"][-1]["force_rmse"]  # the same ensemble on held-out frames
     assert rmse < 2 * final, (rmse, final)
+
+    only = invoke("export", converged.pk, tmp_path / "one", "--model", "model_0", "--no-compressed")
+    assert only.exit_code == 0, only.output
+    assert [path.name for path in (tmp_path / "one" / "models").iterdir()] == ["model_0.pb"]
+    assert not (tmp_path / "one" / "compressed_models").exists()
+    assert "no model ['model_9']" in invoke("export", converged.pk, tmp_path / "x", "--model", "model_9").output
 
     for fmt, name in (("deepmd/hdf5", "training_set.hdf5"), ("extxyz", "training_set.extxyz")):
         result = invoke("export", converged.pk, tmp_path / fmt.replace("/", "-"), "--format", fmt)

@@ -34,7 +34,7 @@ def lammps(aiida_localhost):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["999999999", "-T", "50,100"], "neither a PK of this profile nor a .pb/.pth file"),
+        (["999999999", "-T", "50,100"], "neither a PK or UUID of this profile nor a .pb/.pth file"),
         (["missing.pb", "-T", "50,100"], "no model file at missing.pb"),
         (["1", "-T", "100:50:10"], "give 20,60,100 or 20:400:40"),
         (["1", "-T", "50,100", "--code", "nowhere@localhost"], "aiida-perovskite setup registers lmp@localhost"),

@@ -13,6 +13,7 @@ __all__ = (
     "iteration_records",
     "labels_behind",
     "learning_curves_by_iteration",
+    "provenance_summary",
     "running_processes",
     "status_rows",
     "test_errors",
@@ -116,3 +117,70 @@ def learning_curves_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[
         if node.process_label == "TrainEnsembleWorkChain" and node.is_finished_ok:
             curves[node.base.extras.get("iteration")] = dict(node.outputs.learning_curves)
     return curves
+
+
+def _model_record(model) -> dict:
+    return {
+        "uuid": model.uuid,
+        "sha256": model.base.attributes.get("sha256"),
+        "backend": model.dp_backend,
+        "descriptor": model.descriptor,
+        "rcut": model.base.attributes.get("rcut"),
+        "type_map": model.type_map,
+        "compressed": bool(model.base.attributes.get("compressed")),
+    }
+
+
+def provenance_summary(campaign: orm.WorkChainNode) -> dict:
+    """Where a campaign's outputs come from, for readers without its database: the campaign (UUID, state,
+    file), the teacher or engine and level of theory of its labels, the settings that decided the loop, the
+    outputs' content hashes and model hashes, and its learning curve."""
+    inputs, outputs = campaign.inputs, campaign.outputs
+    label = inputs.label
+    summary = {
+        "campaign": {
+            "uuid": campaign.uuid,
+            "label": campaign.label,
+            "description": campaign.description,
+            "exit_status": campaign.exit_status,
+            "ctime": campaign.ctime.isoformat(),
+            "campaign_file": campaign.base.extras.get("campaign_file", None),
+            "iterations": len(iteration_records(campaign)),
+        },
+        "labels": {
+            "engine": label.engine.value,
+            "engine_inputs": {
+                key: node.get_dict() for key, node in label.engine_inputs.items() if isinstance(node, orm.Dict)
+            }
+            if "engine_inputs" in label
+            else {},
+        },
+        "settings": {
+            key: inputs[key].get_dict()
+            for key in ("trust", "schedule", "final_training", "train_reuse")
+            if key in inputs
+        }
+        | {
+            "seed": inputs.seed.value,
+            "max_labels": inputs.max_labels.value,
+            "accurate_fraction": inputs.accurate_fraction.value,
+            "training_parameters": inputs.train.train.train.parameters.get_dict(),
+            "num_models": inputs.train.num_models.value,
+        },
+        "outputs": {},
+    }
+    for name in ("training_set", "held_out_set"):
+        if name in outputs:
+            data = outputs[name]
+            summary["outputs"][name] = {
+                "uuid": data.uuid,
+                "frames": data.nframes,
+                "content_hash": data.content_hash(),
+                "label_sources": data.label_sources,
+            }
+    for namespace in ("models", "compressed_models"):
+        if namespace in outputs:
+            summary["outputs"][namespace] = {name: _model_record(model) for name, model in outputs[namespace].items()}
+    if "learning_curve" in outputs:
+        summary["learning_curve"] = outputs.learning_curve.get_dict()
+    return summary

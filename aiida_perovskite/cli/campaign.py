@@ -413,30 +413,46 @@ def report_command(pk: int, directory: pathlib.Path) -> None:
     default="deepmd/npy",
     show_default=True,
 )
-def export(pk: int, directory: pathlib.Path, fmt: str) -> None:
-    """The final training set (in FORMAT) and models of a campaign, with its history.
+@click.option("--model", "chosen", multiple=True, help="Only these models, e.g. --model model_0 [default: all].")
+@click.option("--no-compressed", is_flag=True, help="Leave the compressed models out (they are large).")
+def export(pk: int, directory: pathlib.Path, fmt: str, chosen: tuple[str, ...], no_compressed: bool) -> None:
+    """The final training set and held-out set (in FORMAT) and models of a campaign, with its history and a
+    provenance summary (provenance.json: campaign, teacher or engine, settings, content and model hashes,
+    learning curve) for readers without the database.
 
     \b
-    Example: data for `dp train` elsewhere, or for ASE
+    Example: data for `dp train` elsewhere, or for ASE; the final model alone
       aiida-perovskite campaign export 1234 export-1234
       aiida-perovskite campaign export 1234 export-1234 --format extxyz
+      aiida-perovskite campaign export 1234 student --model model_0 --no-compressed
     """
     import json
+
+    from aiida_perovskite.campaign.queries import provenance_summary
 
     _load_profile()
     node = _campaign_node(pk)
     if "training_set" not in node.outputs:
         raise click.ClickException(f"campaign <{pk}> has no training set yet ({_state(node)})")
+    known = sorted(getattr(node.outputs, "models", {}))
+    if unknown := sorted(set(chosen) - set(known)):
+        raise click.BadParameter(f"no model {unknown} in campaign <{pk}>; it has {known}", param_hint="--model")
     directory.mkdir(parents=True, exist_ok=True)
     suffix = {"deepmd/npy": "", "deepmd/hdf5": ".hdf5", "extxyz": ".extxyz"}[fmt]
-    data = node.outputs.training_set.export(directory / f"training_set{suffix}", fmt)
-    click.echo(f"training set ({node.outputs.training_set.nframes} frames): {data}")
-    for namespace in ("models", "compressed_models"):
+    for name in ("training_set", "held_out_set"):
+        if name in node.outputs:
+            data = node.outputs[name].export(directory / f"{name}{suffix}", fmt)
+            click.echo(f"{name.replace('_', ' ')} ({node.outputs[name].nframes} frames): {data}")
+    for namespace in ("models",) if no_compressed else ("models", "compressed_models"):
         for name, model in sorted(getattr(node.outputs, namespace, {}).items()):
+            if chosen and name not in chosen:
+                continue
             suffix = ".pth" if model.dp_backend == "pytorch" else ".pb"
             click.echo(f"{namespace}.{name}: {model.write(directory / namespace, name + suffix)}")
     if "history" in node.outputs:
         (directory / "history.json").write_text(json.dumps(node.outputs.history.get_list(), indent=1))
+    (directory / "provenance.json").write_text(json.dumps(provenance_summary(node), indent=1, default=str))
+    click.echo(f"provenance summary: {directory / 'provenance.json'}")
 
 
 @campaign.command("relabel")

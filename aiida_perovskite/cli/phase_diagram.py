@@ -28,9 +28,9 @@ def _ladder(text: str) -> list[float]:
 
 
 def _model(reference: str):
-    """A DeepPotentialData from a campaign PK (its final compressed model_0), a model PK or a model file."""
+    """A DeepPotentialData from a campaign (its final compressed model_0), a model node or a model file."""
     from aiida import orm
-    from aiida.common.exceptions import NotExistent
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
     from aiida_perovskite.data import DeepPotentialData
 
@@ -43,10 +43,10 @@ def _model(reference: str):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="MODEL") from exc
     try:
-        node = orm.load_node(int(reference))
-    except (ValueError, NotExistent) as exc:
+        node = orm.load_node(reference)  # a PK or a UUID (after `verdi archive import`)
+    except (ValueError, NotExistent, MultipleObjectsError) as exc:
         raise click.BadParameter(
-            f"{reference!r} is neither a PK of this profile nor a .pb/.pth file", param_hint="MODEL"
+            f"{reference!r} is neither a PK or UUID of this profile nor a .pb/.pth file", param_hint="MODEL"
         ) from exc
     if isinstance(node, DeepPotentialData):
         return node
@@ -105,8 +105,8 @@ def submit(
     code,
     seed,
 ) -> None:
-    """Submit the phase diagram of MODEL: a campaign PK (its final compressed model), a model PK, or a frozen
-    model file (.pb, .pth), which is stored.
+    """Submit the phase diagram of MODEL: a campaign (its final compressed model) or a model, by PK or UUID, or a
+    frozen model file (.pb, .pth), which is stored.
 
     \b
     Example: heating and cooling a 6x6x6 BaTiO3 supercell from 20 to 400 K with a campaign's model
