@@ -108,7 +108,7 @@ def test_heating_and_cooling_with_a_campaign_model_in_one_command(converged):
     child = orm.load_node(int(re.search(r"PolarizationWorkChain<(\d+)>", analysed.output).group(1)))
     statistics = child.outputs.statistics.get_dict()
     assert child.inputs.trajectory.uuid == next(
-        run.outputs.trajectory.uuid for run in heating.called if run.base.extras.get("temperature") == 50
+        run.outputs.trajectory.uuid for run in heating.called if run.base.extras.get("temperature", None) == 50
     )
     assert child.inputs.settings["born_charges"] == "BaTiO3"  # found from the structure's formula
     assert statistics["frames"] == 200 // 20 + 1  # the production frames only (steps 100..300)
