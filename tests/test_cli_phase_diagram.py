@@ -11,6 +11,7 @@ from aiida import orm
 from click.testing import CliRunner
 
 from aiida_perovskite.cli import cli
+from aiida_perovskite.workflows.phase_diagram import runs_by_temperature
 from tests.conftest import await_process
 
 
@@ -107,9 +108,7 @@ def test_heating_and_cooling_with_a_campaign_model_in_one_command(converged):
     assert analysed.exit_code == 0, analysed.output
     child = orm.load_node(int(re.search(r"PolarizationWorkChain<(\d+)>", analysed.output).group(1)))
     statistics = child.outputs.statistics.get_dict()
-    assert child.inputs.trajectory.uuid == next(
-        run.outputs.trajectory.uuid for run in heating.called if run.base.extras.get("temperature", None) == 50
-    )
+    assert child.inputs.trajectory.uuid == runs_by_temperature(heating)[50].outputs.trajectory.uuid
     assert child.inputs.settings["born_charges"] == "BaTiO3"  # found from the structure's formula
     assert statistics["frames"] == 200 // 20 + 1  # the production frames only (steps 100..300)
     assert f"TAID {statistics['elements']['Ti']['taid']:.3f} Å" in analysed.output

@@ -11,7 +11,7 @@ from aiida.manage import get_manager
 
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.structures import parent_cell
-from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain
+from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain, runs_by_temperature
 from tests.conftest import await_process, executable
 from tests.helpers import train_tiny_model
 
@@ -60,12 +60,10 @@ def test_heating_ladder_gives_a_table_and_a_plot(daemon, session_computer, tf_mo
         assert len(row.get("polar_vector", [])) == 3 or "no perovskite cages" in row["note"]
     assert "transitions" in node.outputs.table.get_dict()
     assert node.outputs.plot.get_content(mode="rb")[:4] == b"\x89PNG"
-    second = next(
-        c
-        for c in node.called
-        if c.process_label == "LammpsMdCalculation" and c.base.extras.get("temperature", None) == 200.0
-    )
-    assert "parent_folder" in second.inputs and "velocity_seed" not in second.inputs  # continued, not restarted
+    second = runs_by_temperature(node)[200.0]
+    assert "parent_folder" in second.inputs.md and "velocity_seed" not in second.inputs.md  # continued, not restarted
+    (calculation,) = second.called  # one run, tagged like its restart workchain
+    assert calculation.process_label == "LammpsMdCalculation" and calculation.base.extras.get("temperature") == 200.0
 
 
 @pytest.mark.parametrize(
@@ -96,3 +94,48 @@ def test_model_without_an_element_of_the_structure_is_rejected(aiida_localhost, 
     )
     with pytest.raises(ValueError, match=r"element\(s\) \['Sr'\] that the model's type_map"):
         instantiate_process(get_manager().get_runner(), builder)
+
+
+@pytest.mark.slow
+def test_an_md_run_killed_from_outside_is_run_again(aiida_localhost, tf_model, tmp_path):
+    """lmp killed with SIGKILL mid-run (as by a machine stop): the parser says interrupted, not unstable, and
+    LammpsMdBaseWorkChain runs the same MD again to the end."""
+    from aiida.engine import run_get_node
+
+    from aiida_perovskite.calculations.lammps_md import LammpsMdCalculation
+    from aiida_perovskite.workflows.lammps_md_base import LammpsMdBaseWorkChain
+
+    marker = tmp_path / "killed-once"
+    wrapper = tmp_path / "lmp-killed-once"
+    wrapper.write_text(
+        "#!/bin/bash\n"
+        f'if [ ! -e "{marker}" ]; then\n'
+        f'  touch "{marker}"; "{executable("lmp")}" "$@" & pid=$!\n'
+        "  for i in $(seq 1 600); do sleep 0.1\n"
+        '    [ "$(grep -cE "^ +[0-9]+ " log.lammps 2>/dev/null)" -gt 10 ] && break; done\n'
+        "  kill -9 $pid; wait $pid; exit 137\n"
+        "fi\n"
+        f'exec "{executable("lmp")}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    code = orm.InstalledCode(label="lmp-killed", computer=aiida_localhost, filepath_executable=str(wrapper)).store()
+    builder = LammpsMdBaseWorkChain.get_builder()
+    builder.md.code = code
+    builder.md.model = tf_model
+    builder.md.structure = orm.StructureData(ase=parent_cell("BaTiO3").repeat((2, 2, 2)))
+    builder.md.velocity_seed = orm.Int(3)
+    builder.md.parameters = orm.Dict(
+        {"ensemble": "npt-tri", "temperature": 100.0, "steps": 20000, "sampling_interval": 1000}
+    )
+    builder.md.thermo_interval = orm.Int(5)
+    builder.md.metadata.options = {
+        "resources": {"num_machines": 1},
+        "environment_variables": {"OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    }
+    _, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    first, second = sorted(node.called, key=lambda calc: calc.ctime)
+    assert first.exit_status == LammpsMdCalculation.exit_codes.ERROR_MD_INTERRUPTED.status
+    assert "stopped from outside" in first.exit_message
+    assert second.is_finished_ok and node.outputs.thermo.get_array("step")[-1] == 20000
+    assert len(node.outputs.trajectory.get_stepids()) == 21

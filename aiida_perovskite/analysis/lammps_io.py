@@ -17,6 +17,7 @@ from aiida_perovskite.analysis.trajectory_io import text_dump_frames
 
 __all__ = (
     "ENSEMBLES",
+    "NO_ERROR",
     "MdSettings",
     "exploration_script",
     "last_error",
@@ -223,7 +224,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
+NO_ERROR = "LAMMPS stopped without an error message"
+
+
 def last_error(output: str) -> str:
-    """The last ``ERROR`` line LAMMPS printed, or a note that there was none."""
+    """The last ``ERROR`` line LAMMPS printed, or :data:`NO_ERROR`."""
     errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR")]
-    return errors[-1] if errors else "LAMMPS stopped without an error message"
+    return errors[-1] if errors else NO_ERROR

@@ -73,6 +73,12 @@ class LammpsMdCalculation(CalcJob):
             message="{filename} is missing: LAMMPS did not start; see lammps.out.",
         )
         spec.exit_code(
+            350,
+            "ERROR_MD_INTERRUPTED",
+            invalidates_cache=True,
+            message="the MD was stopped from outside at step {step} of {steps} (no LAMMPS error): run it again.",
+        )
+        spec.exit_code(
             410,
             "ERROR_MD_UNSTABLE",
             message="the MD stopped at step {step} of {steps} ({reason}); what was sampled is returned.",

@@ -251,18 +251,16 @@ def polarization(pk: int, temperatures: tuple[float, ...], born_charges: str | N
     from aiida.engine import submit as submit_process
 
     from aiida_perovskite.analysis.polarization import BORN_CHARGES
+    from aiida_perovskite.workflows.phase_diagram import runs_by_temperature
     from aiida_perovskite.workflows.polarization import PolarizationWorkChain
 
     _load_profile()
     node = _phase_diagram_node(pk)
-    runs = {
-        run.base.extras.get("temperature"): run for run in node.called if run.process_label == "LammpsMdCalculation"
-    }
-    missing = [t for t in temperatures if t not in runs or not runs[t].is_finished_ok]
+    runs = runs_by_temperature(node)
+    missing = [t for t in temperatures if t not in runs]
     if missing:
         raise click.BadParameter(
-            f"no finished run at {missing} K; finished: {sorted(t for t, r in runs.items() if r.is_finished_ok)}",
-            param_hint="--temperature",
+            f"no finished run at {missing} K; finished: {sorted(runs)}", param_hint="--temperature"
         )
     formula = node.inputs.structure.get_ase().get_chemical_formula(empirical=True)
     born = born_charges or next((name for name in BORN_CHARGES if _same_formula(name, formula)), None)

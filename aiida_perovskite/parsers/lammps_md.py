@@ -9,7 +9,7 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from aiida_perovskite.analysis.lammps_io import MdSettings, last_error, parse_thermo
+from aiida_perovskite.analysis.lammps_io import NO_ERROR, MdSettings, last_error, parse_thermo
 from aiida_perovskite.analysis.trajectory_io import read_binary_dump
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT
 
@@ -51,6 +51,9 @@ class LammpsMdParser(Parser):
         done = int(steps[-1] - steps[0]) if steps.size else 0
         finite = all(np.all(np.isfinite(values)) for values in thermo.values())
         if done < settings.steps or not finite or not frames:
-            reason = "non-finite energies or coordinates" if not finite else last_error(content(LAMMPS_STDOUT))
+            error = last_error(content(LAMMPS_STDOUT))
+            if finite and error == NO_ERROR:  # killed from outside (machine stop, scheduler), not by the physics
+                return self.exit_codes.ERROR_MD_INTERRUPTED.format(step=done, steps=settings.steps)
+            reason = "non-finite energies or coordinates" if not finite else error
             return self.exit_codes.ERROR_MD_UNSTABLE.format(step=done, steps=settings.steps, reason=reason)
         return None

@@ -24,7 +24,7 @@ from aiida_perovskite.data.training_set import label_source_conflict
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs, label_source_of
-from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain
+from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain, runs_by_temperature
 from aiida_perovskite.workflows.polarization import PolarizationWorkChain
 from aiida_perovskite.workflows.tags import tag_child
 from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
@@ -652,9 +652,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             return None
         ladder = self.inputs.phase_diagram.temperatures.get_list()
         chosen = self.inputs.polarization_temperatures.get_list() if "polarization_temperatures" in self.inputs else []
-        runs = {
-            run.base.extras.get("temperature"): run for run in node.called if run.process_label == "LammpsMdCalculation"
-        }
+        runs = runs_by_temperature(node)
         calls = {}
         for temperature in chosen or [min(ladder)]:
             label = f"{temperature:g}".replace(".", "p")

@@ -133,7 +133,8 @@ class LabelWorkChain(WorkChain):
                 frame = f"{name}_{key.split('_')[-1]}"
                 structures[frame] = frames[key]
                 self.ctx.sources[frame] = name
-        self.ctx.structures = structures
+        # PKs, not nodes: the context is checkpointed after every step, and 1,000 node references made it 113 KB
+        self.ctx.structures = {name: node.pk for name, node in structures.items()}
         protocol, overrides = engine_settings(self.inputs)
         size = get_engine(self.inputs.engine.value).batch_size(protocol, overrides)
         names = sorted(structures)
@@ -153,7 +154,7 @@ class LabelWorkChain(WorkChain):
         for names in launching:
             builder = engine.get_batch_builder(
                 self.inputs.code,
-                {name: self.ctx.structures[name] for name in names},
+                {name: orm.load_node(self.ctx.structures[name]) for name in names},
                 protocol,
                 overrides,
                 dict(self.inputs.options),
@@ -173,12 +174,17 @@ class LabelWorkChain(WorkChain):
     def collect(self):
         engine = get_engine(self.inputs.engine.value)
         labels, failures = {}, {}
+        pks = list(self.ctx.structures.values())
+        structures = {}
+        for start in range(0, len(pks), 500):  # SQLite limits the variables of one statement
+            query = orm.QueryBuilder().append(orm.StructureData, filters={"id": {"in": pks[start : start + 500]}})
+            structures.update({node.pk: node for node in query.all(flat=True)})
         for pk in self.ctx.jobs:
             node = orm.load_node(pk)
             names = node.base.extras.get("frames")
             labeled, failed = engine.outcomes(node, names)
             for name, outputs in labeled.items():
-                labels[f"structure__{name}"] = self.ctx.structures[name]
+                labels[f"structure__{name}"] = structures[self.ctx.structures[name]]
                 labels.update({f"{key}__{name}": value for key, value in outputs.items()})
             for name, failure in failed.items():
                 failures[name] = {"pk": node.pk, "system": self.ctx.sources.get(name, name), **failure}

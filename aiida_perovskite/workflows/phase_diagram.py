@@ -13,11 +13,11 @@ from aiida_perovskite.analysis.lammps_io import MdSettings
 from aiida_perovskite.calcfunctions.phase_diagram import summarise_phases
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
-from aiida_perovskite.calculations.lammps_md import LammpsMdCalculation
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.workflows.lammps_md_base import LammpsMdBaseWorkChain
 from aiida_perovskite.workflows.tags import tag_child
 
-__all__ = ("MODES", "PhaseDiagramWorkChain", "ladder_error", "protocol_error")
+__all__ = ("MODES", "PhaseDiagramWorkChain", "ladder_error", "protocol_error", "runs_by_temperature")
 
 MODES = ("heating", "cooling", "independent")
 PROTOCOL_KEYS = {
@@ -64,6 +64,15 @@ def protocol_error(protocol: dict, temperature: float, pressure: float) -> str |
     except (TypeError, ValueError, KeyError) as exc:
         return f"protocol: {exc}"
     return None
+
+
+def runs_by_temperature(phase_diagram: orm.WorkflowNode) -> dict[float, orm.ProcessNode]:
+    """The finished MD runs (with ``thermo`` and ``trajectory`` outputs) of a phase diagram by temperature."""
+    return {
+        run.base.extras.get("temperature"): run
+        for run in phase_diagram.called
+        if run.process_label == LammpsMdBaseWorkChain.__name__ and run.is_finished_ok
+    }
 
 
 def validate_inputs(inputs, _) -> str | None:
@@ -149,18 +158,18 @@ class PhaseDiagramWorkChain(WorkChain):
         protocol = self.inputs.protocol.get_dict()
         temperature = self.inputs.temperatures.get_list()[index]
         settings = _md_settings(protocol, temperature, self.inputs.pressure.value)
-        builder = LammpsMdCalculation.get_builder()
-        builder.code = self.inputs.code
-        builder.model = self.inputs.model
-        builder.parameters = orm.Dict(dataclasses.asdict(settings))
-        builder.thermo_interval = orm.Int(protocol.get("thermo_interval", 10))
+        builder = LammpsMdBaseWorkChain.get_builder()
+        builder.md.code = self.inputs.code
+        builder.md.model = self.inputs.model
+        builder.md.parameters = orm.Dict(dataclasses.asdict(settings))
+        builder.md.thermo_interval = orm.Int(protocol.get("thermo_interval", 10))
         if parent is None:
-            builder.structure = self.inputs.structure
-            builder.velocity_seed = self.ctx.seeds[index]
+            builder.md.structure = self.inputs.structure
+            builder.md.velocity_seed = self.ctx.seeds[index]
         else:
-            builder.parent_folder = parent.outputs.remote_folder
+            builder.md.parent_folder = parent.outputs.remote_folder
         for option, value in self.inputs.options.items():
-            builder.metadata.options[option] = value
+            builder.md.metadata.options[option] = value
         builder.metadata.call_link_label = f"md_{index}"
         node = self.submit(builder)
         tag_child(self.node, node, stage="phase_diagram", temperature=temperature)

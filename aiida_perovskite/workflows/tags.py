@@ -9,7 +9,7 @@ from aiida import orm
 
 __all__ = ("INHERITED_TAGS", "TagsSubmittedProcesses", "tag_child")
 
-INHERITED_TAGS = ("campaign", "iteration", "stage", "system")
+INHERITED_TAGS = ("campaign", "iteration", "stage", "system", "temperature")
 
 
 def tag_child(parent: orm.ProcessNode, child: orm.ProcessNode, **tags: Any) -> None:
