@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
 
 import numpy as np
 import pytest
 from aiida import orm
 
-STUDENT = pathlib.Path(
-    os.environ.get("PEROVSKITE_STUDENT", pathlib.Path(__file__).resolve().parents[1] / "examples" / "batio3-student")
-)
+STUDENT = pathlib.Path(__file__).resolve().parents[1] / "examples" / "batio3-student"
 
 
 @pytest.fixture(scope="module")

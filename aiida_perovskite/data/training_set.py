@@ -167,7 +167,7 @@ class TrainingSetData(Data):
 
     def write_deepmd_npy(self, path: str | pathlib.Path) -> list[pathlib.Path]:
         """Copy the stored DeePMD folders below ``path``; return the system folders (input for ``dp``)."""
-        path = pathlib.Path(path)
+        path = pathlib.Path(path).resolve()  # the repository copies only to absolute paths
         path.mkdir(parents=True, exist_ok=True)
         self.base.repository.copy_tree(path)
         return [path / name for name in self.system_names]
