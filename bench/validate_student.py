@@ -33,17 +33,19 @@ import numpy as np
 
 FORCE_RMSE_BAR = 0.05  # eV/Å
 ENERGY_RMSE_BAR = 2.0  # meV/atom
-SERIAL = {"OMP_NUM_THREADS": "1", "DP_INTRA_OP_PARALLELISM_THREADS": "1", "DP_INTER_OP_PARALLELISM_THREADS": "1"}
 
 
 def campaign_parts(pk: int) -> dict:
-    """The final compressed model file, the teacher identity, starting structures and stages of a campaign."""
+    """The final compressed model file, the teacher (identity and loaded evaluator), starting structures and
+    stages of a campaign."""
     from aiida import orm
 
+    from aiida_perovskite.campaign.queries import final_model
+    from aiida_perovskite.teachers import get_teacher
+
     node = orm.load_node(pk)
-    outputs = node.outputs
-    models = outputs.compressed_models if "compressed_models" in outputs else outputs.models
-    model = models["model_0"]
+    model = final_model(node)
+    teacher = node.inputs.label.engine_inputs.teacher.get_dict()
     directory = pathlib.Path(tempfile.mkdtemp(prefix="student-"))
     path = directory / model.filename
     path.write_bytes(model.get_content(mode="rb"))
@@ -51,7 +53,8 @@ def campaign_parts(pk: int) -> dict:
     return {
         "model": path,
         "type_map": model.type_map,
-        "teacher": node.inputs.label.engine_inputs.teacher.get_dict(),
+        "teacher": teacher,
+        "evaluator": get_teacher(teacher["kind"]).load(teacher, None, "cpu"),  # checks the checkpoint's hash
         "structures": {name: structure.get_ase() for name, structure in node.inputs.structures.items()},
         "stages": schedule,
         "label": node.label,
@@ -76,6 +79,7 @@ def conditions_of(stages: dict) -> dict[str, list[tuple[str, float, float]]]:
 def student_md(model: pathlib.Path, atoms, type_map, ensemble, temperature, pressure, steps, interval, seed):
     """Frames (cells, positions) of a LAMMPS run with the student, one every ``interval`` steps."""
     from aiida_perovskite.analysis.lammps_io import MdSettings, parse_dump, production_script, write_data_file
+    from aiida_perovskite.calculations.defaults import SERIAL_ENVIRONMENT
 
     settings = MdSettings(
         ensemble=ensemble, temperature=temperature, pressure=pressure, steps=steps, sampling_interval=interval
@@ -89,7 +93,11 @@ def student_md(model: pathlib.Path, atoms, type_map, ensemble, temperature, pres
         )
         (folder / "in.lammps").write_text(script)
         result = subprocess.run(
-            ["lmp", "-in", "in.lammps"], cwd=folder, capture_output=True, text=True, env={**os.environ, **SERIAL}
+            ["lmp", "-in", "in.lammps"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **SERIAL_ENVIRONMENT},
         )
         if result.returncode != 0:
             raise RuntimeError(f"lmp failed at {temperature} K: {result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -100,9 +108,8 @@ def held_out_check(parts: dict, steps: int, equilibration: int, interval: int, s
     from deepmd.infer import DeepPot
 
     from aiida_perovskite.analysis.deepmd_outputs import errors_of_predictions
-    from aiida_perovskite.teachers import get_teacher
 
-    teacher = get_teacher(parts["teacher"]["kind"]).load(parts["teacher"], None, "cpu")
+    teacher = parts["evaluator"]
     student = DeepPot(str(parts["model"]))
     type_map = parts["type_map"]
     rows, all_e, all_f = [], ([], []), ([], [])
@@ -167,17 +174,12 @@ def relaxed_check(parts: dict) -> dict:
     from deepmd.calculator import DP
 
     from aiida_perovskite.analysis.relaxed_phases import compare_phases, relax_phases
-    from aiida_perovskite.teachers.sevenn import _shipped_checkpoint
 
-    if parts["teacher"]["kind"] != "sevenn":
+    teacher = getattr(parts["evaluator"], "calculator", None)  # the ASE calculator the evaluator wraps
+    if teacher is None:
         raise SystemExit("the relaxed-phase check runs the teacher as an ASE calculator: sevenn teachers only")
-    from sevenn.calculator import SevenNetCalculator
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        teacher = SevenNetCalculator(
-            str(_shipped_checkpoint(parts["teacher"]["model"])), modal=parts["teacher"]["modal"], device="cpu"
-        )
         phases = {"teacher": relax_phases(teacher), "student": relax_phases(DP(model=str(parts["model"])))}
     comparison = compare_phases(phases["student"], phases["teacher"])
     return {

@@ -269,16 +269,21 @@ def test_training_set_without_the_systems_elements_is_refused(unit_codes, tmp_pa
     assert info.value.key == "initial_data.training_set" and "['Pb']" in str(info.value)
 
 
-def test_demo_campaign_builds_a_valid_builder(unit_codes):
-    data = yaml.safe_load((EXAMPLES / "demo-batio3.yaml").read_text())
+def build_example(name: str):
+    """The builder of an example campaign file with the unit-test codes; the WorkChain's validation passes."""
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+
+    data = yaml.safe_load((EXAMPLES / name).read_text())
     for section in ("training", "exploration"):
         data[section]["code"] = VALID[section]["code"]
     data["labeling"]["code"] = "teacher-unit@localhost"
     builder = build_campaign(parse_campaign(data, base_dir=EXAMPLES))
-    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+    assert ConcurrentLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    return builder
 
-    process_spec = ConcurrentLearningWorkChain.spec()
-    assert process_spec.inputs.validate(builder._inputs(prune=True)) is None
+
+def test_demo_campaign_builds_a_valid_builder(unit_codes):
+    builder = build_example("demo-batio3.yaml")
     assert builder.structures["BaTiO3"].get_formula() == "Ba8O24Ti8"
     assert builder.init_data.perturbation.get_dict()["count"] == 20
     assert builder.train.num_models.value == 2 and builder.final_training["numb_steps"] == 10000
@@ -292,14 +297,7 @@ def test_demo_campaign_builds_a_valid_builder(unit_codes):
 def test_distillation_campaign_builds_and_a_partial_sanity_filter_keeps_the_other_defaults(unit_codes):
     from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
 
-    data = yaml.safe_load((EXAMPLES / "distill-batio3.yaml").read_text())
-    for section in ("training", "exploration"):
-        data[section]["code"] = VALID[section]["code"]
-    data["labeling"]["code"] = "teacher-unit@localhost"
-    builder = build_campaign(parse_campaign(data, base_dir=EXAMPLES))
-    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
-
-    assert ConcurrentLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    builder = build_example("distill-batio3.yaml")
     assert sorted(builder.structures) == ["cubic", "orthorhombic", "rhombohedral", "tetragonal"]
     assert builder.explore.sanity.get_dict() == {**SANITY_DEFAULTS, "max_volume_change": 0.1}
     assert builder.final_training.get_dict() == {"numb_steps": 100000, "compress": True}

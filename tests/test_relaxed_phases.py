@@ -23,14 +23,13 @@ from aiida_perovskite.analysis.relaxed_phases import (
 @pytest.fixture(scope="module")
 def teacher_phases():
     pytest.importorskip("sevenn", reason="the teacher needs the engines extra (sevenn)")
-    from sevenn.calculator import SevenNetCalculator
+    from aiida_perovskite.teachers import describe_teacher, get_teacher
 
-    from aiida_perovskite.teachers.sevenn import _shipped_checkpoint
-
+    request = {"kind": "sevenn", "model": "7net-mf-0", "modal": "R2SCAN"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        calculator = SevenNetCalculator(str(_shipped_checkpoint("7net-mf-0")), modal="R2SCAN", device="cpu")
-        return relax_phases(calculator, repeat=(1, 1, 1))
+        evaluator = get_teacher("sevenn").load(describe_teacher(request), None, "cpu")
+        return relax_phases(evaluator.calculator, repeat=(1, 1, 1))
 
 
 def test_teacher_relaxed_phases_match_its_reference_table(teacher_phases):

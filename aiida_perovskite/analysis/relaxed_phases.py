@@ -78,15 +78,15 @@ def relax_phase(
     optimizer = BFGS(FrechetCellFilter(atoms), logfile=None)
     converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
     units = int(np.prod(repeat))
-    lengths = atoms.cell.cellpar()[:3] / np.asarray(repeat, float)
+    cellpar = atoms.cell.cellpar()
     symbols = atoms.get_chemical_symbols()
     analysis = LocalAnalysis.from_reference(atoms.cell[:], atoms.positions, symbols)
     polarization = analysis.polarization(atoms.cell[:], atoms.positions, composition).mean(axis=0)
     return RelaxedPhase(
         phase=phase,
         energy_per_formula_unit=float(atoms.get_potential_energy()) / units,
-        lengths=tuple(float(v) for v in lengths),
-        angles=tuple(float(v) for v in atoms.cell.cellpar()[3:]),
+        lengths=tuple(float(v) for v in cellpar[:3] / np.asarray(repeat, float)),
+        angles=tuple(float(v) for v in cellpar[3:]),
         polarization=tuple(float(v) for v in polarization),
         steps=int(optimizer.nsteps),
         converged=converged,

@@ -10,6 +10,7 @@ from aiida import orm
 __all__ = (
     "campaign_processes",
     "deviations_by_iteration",
+    "final_model",
     "iteration_records",
     "labels_behind",
     "learning_curves_by_iteration",
@@ -117,6 +118,16 @@ def learning_curves_by_iteration(campaign: orm.WorkChainNode) -> dict[int, dict[
         if node.process_label == "TrainEnsembleWorkChain" and node.is_finished_ok:
             curves[node.base.extras.get("iteration")] = dict(node.outputs.learning_curves)
     return curves
+
+
+def final_model(campaign: orm.WorkChainNode):
+    """The model downstream MD runs with: the compressed model_0 when there is one (fastest), else model_0; None
+    before the campaign has models."""
+    outputs = campaign.outputs
+    for namespace in ("compressed_models", "models"):
+        if namespace in outputs and "model_0" in outputs[namespace]:
+            return outputs[namespace]["model_0"]
+    return None
 
 
 def _model_record(model) -> dict:

@@ -32,6 +32,7 @@ def _model(reference: str):
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
+    from aiida_perovskite.campaign.queries import final_model
     from aiida_perovskite.data import DeepPotentialData
 
     path = pathlib.Path(reference)
@@ -51,11 +52,10 @@ def _model(reference: str):
     if isinstance(node, DeepPotentialData):
         return node
     if getattr(node, "process_label", None) == "ConcurrentLearningWorkChain":
-        outputs = node.outputs
-        for namespace in ("compressed_models", "models"):
-            if namespace in outputs and "model_0" in outputs[namespace]:
-                return outputs[namespace]["model_0"]
-        raise click.BadParameter(f"campaign {node.pk} has no models yet", param_hint="MODEL")
+        found = final_model(node)
+        if found is None:
+            raise click.BadParameter(f"campaign {node.pk} has no models yet", param_hint="MODEL")
+        return found
     raise click.BadParameter(
         f"node {node.pk} is a {type(node).__name__}, not a model or a campaign", param_hint="MODEL"
     )
@@ -266,7 +266,7 @@ def polarization(pk: int, temperatures: tuple[float, ...], born_charges: str | N
     born = born_charges or next((name for name in BORN_CHARGES if _same_formula(name, formula)), None)
     if born is not None and born not in BORN_CHARGES:
         raise click.BadParameter(
-            f"no built-in Born charges for {born!r}; known: {sorted(BORN_CHARGES)}", "--born-charges"
+            f"no built-in Born charges for {born!r}; known: {sorted(BORN_CHARGES)}", param_hint="--born-charges"
         )
     protocol = node.inputs.protocol.get_dict()
     first = protocol["equilibration_steps"] // protocol.get("sampling_interval", 100)  # production frames only
