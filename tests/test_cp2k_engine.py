@@ -123,7 +123,7 @@ def test_walltime_handler_doubles_the_time_once(base_workchain, aiida_localhost)
     assert base_workchain.handle_out_of_walltime(failed(code, aiida_localhost)).exit_code.status == 0
     assert base_workchain.ctx.inputs.metadata["options"]["max_wallclock_seconds"] == 2 * before
     report = base_workchain.handle_out_of_walltime(failed(code, aiida_localhost))
-    assert report.exit_code.status == Cp2kLabelBaseWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status
+    assert report.exit_code.status == Cp2kLabelBaseWorkChain.exit_codes.ERROR_WALLTIME_EXHAUSTED.status
 
 
 def test_protocols_exist():

@@ -180,4 +180,4 @@ def test_divergence_handler_halves_the_learning_rate_then_gives_up(base_workchai
         assert report.exit_code.status == 0
         assert base_workchain.ctx.inputs.parameters["learning_rate"]["start_lr"] == pytest.approx(expected)
     report = base_workchain.handle_diverged(failed_training(code, aiida_localhost))
-    assert report.exit_code.status == DeepmdTrainBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
+    assert report.exit_code.status == DeepmdTrainBaseWorkChain.exit_codes.ERROR_TRAINING_UNRECOVERABLE.status

@@ -60,5 +60,5 @@ def test_blown_up_run_returns_sampled_frames_and_an_exit_code(parse):
 
 def test_missing_model_devi_file(parse):
     _, calc = parse({"traj.dump": dump_frame(0), "log.lammps": LOG})
-    assert calc.exit_status == LammpsExplore.exit_codes.ERROR_MISSING_OUTPUT.status
+    assert calc.exit_status == LammpsExplore.exit_codes.ERROR_MISSING_OUTPUT_FILE.status
     assert "model_devi.out" in calc.exit_message

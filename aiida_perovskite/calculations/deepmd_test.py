@@ -9,6 +9,7 @@ from aiida.engine import CalcJob
 from aiida_perovskite.calculations.deepmd_common import BACKENDS, validate_type_map_covers
 from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
+from aiida_perovskite.exit_codes import declare
 
 __all__ = ("DeepmdTestCalculation",)
 
@@ -42,15 +43,7 @@ class DeepmdTestCalculation(CalcJob):
         )
         spec.output("predictions", valid_type=orm.ArrayData, help="Reference and predicted values per system.")
         spec.default_output_node = "metrics"
-        spec.exit_code(
-            300, "ERROR_MISSING_OUTPUT", invalidates_cache=True, message="dp test wrote no {filename}; see test.log."
-        )
-        spec.exit_code(
-            301,
-            "ERROR_INCOMPLETE_OUTPUT",
-            invalidates_cache=True,
-            message="dp test evaluated {found} of {expected} frames; see test.log.",
-        )
+        declare(spec, "ERROR_MISSING_OUTPUT_FILE", "ERROR_INCOMPLETE_OUTPUT")
 
     def prepare_for_submission(self, folder):
         model: DeepPotentialData = self.inputs.model

@@ -18,6 +18,7 @@ from aiida_perovskite.calculations.deepmd_common import (
 )
 from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
+from aiida_perovskite.exit_codes import declare
 
 __all__ = ("DeepmdTrainCalculation",)
 
@@ -139,55 +140,17 @@ class DeepmdTrainCalculation(CalcJob):
         spec.output("compressed_model", valid_type=DeepPotentialData, required=False, help="`dp compress` result.")
         spec.output("learning_curve", valid_type=orm.ArrayData, help="lcurve.out columns; final RMSEs as attributes.")
 
-        spec.exit_code(
-            301,
+        declare(
+            spec,
             "ERROR_MISSING_LEARNING_CURVE",
-            invalidates_cache=True,
-            message="lcurve.out is missing: the training did not start; see {log}.",
-        )
-        spec.exit_code(
-            302,
             "ERROR_MISSING_MODEL",
-            invalidates_cache=True,
-            message="the frozen model {filename} is missing although the training finished; see {log}.",
-        )
-        spec.exit_code(
-            303,
             "ERROR_MISSING_COMPRESSED_MODEL",
-            invalidates_cache=True,
-            message="the compressed model {filename} is missing; see {log}.",
-        )
-        spec.exit_code(
-            304,
             "ERROR_INVALID_MODEL",
-            invalidates_cache=True,
-            message="the model file {filename} cannot be used: {error}",
-        )
-        spec.exit_code(
-            305,
             "ERROR_UNREADABLE_LEARNING_CURVE",
-            invalidates_cache=True,
-            message="lcurve.out cannot be parsed: {error}",
-        )
-        spec.exit_code(
-            400,
             "ERROR_OUT_OF_WALLTIME",
-            message="the training stopped at step {step} of {total}; restart it from the checkpoint.",
-        )
-        spec.exit_code(
-            401,
             "ERROR_STOPPED_BEFORE_CHECKPOINT",
-            message="the training stopped at step {step} of {total} before it wrote a checkpoint; run it again.",
-        )
-        spec.exit_code(
-            402,
             "ERROR_CANCELLED_BY_SCHEDULER",
-            message="the scheduler cancelled the job (scancel or preemption) at step {step} of {total}.",
-        )
-        spec.exit_code(
-            410,
             "ERROR_TRAINING_DIVERGED",
-            message="the learning curve has NaN or infinite errors from step {step} on: training diverged.",
         )
 
     def prepare_for_submission(self, folder):

@@ -13,6 +13,7 @@ from aiida_perovskite.analysis.lammps_io import ENSEMBLES, MdSettings, explorati
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT, lammps_codeinfo, set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.exit_codes import declare
 
 __all__ = ("LammpsExploreCalculation", "validate_models", "validate_settings")
 
@@ -82,21 +83,7 @@ class LammpsExploreCalculation(CalcJob):
         )
         spec.output("trajectory", valid_type=orm.TrajectoryData, help="Sampled frames, one per deviation row.")
         spec.output("thermo", valid_type=orm.ArrayData, help="Thermo columns; their means as attribute 'mean'.")
-        spec.exit_code(
-            300,
-            "ERROR_MISSING_OUTPUT",
-            invalidates_cache=True,
-            message="{filename} is missing: LAMMPS did not start; see log.lammps and the scheduler output.",
-        )
-        spec.exit_code(
-            301, "ERROR_UNREADABLE_OUTPUT", invalidates_cache=True, message="{filename} cannot be parsed: {error}"
-        )
-        spec.exit_code(
-            410,
-            "ERROR_MD_UNSTABLE",
-            message="the MD stopped at step {step} of {steps} ({reason}); the {frames} frames sampled "
-            "before are returned and the rest count as failed.",
-        )
+        declare(spec, "ERROR_MISSING_OUTPUT_FILE", "ERROR_UNREADABLE_OUTPUT", "ERROR_MD_UNSTABLE")
 
     def prepare_for_submission(self, folder):
         settings = MdSettings.from_dict(self.inputs.parameters.get_dict())

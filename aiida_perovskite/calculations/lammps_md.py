@@ -14,6 +14,7 @@ from aiida_perovskite.calculations.deepmd_common import structure_elements_missi
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT, lammps_codeinfo, set_serial_defaults
 from aiida_perovskite.calculations.lammps_explore import validate_settings
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.exit_codes import declare
 
 __all__ = ("LammpsMdCalculation",)
 
@@ -66,23 +67,7 @@ class LammpsMdCalculation(CalcJob):
         set_serial_defaults(spec, "perovskite.lammps.md")
         spec.output("thermo", valid_type=orm.ArrayData, help="step, temp, press, vol, lx..yz, pe, ... per row.")
         spec.output("trajectory", valid_type=orm.TrajectoryData, help="Frames every sampling_interval steps.")
-        spec.exit_code(
-            300,
-            "ERROR_MISSING_OUTPUT",
-            invalidates_cache=True,
-            message="{filename} is missing: LAMMPS did not start; see lammps.out.",
-        )
-        spec.exit_code(
-            350,
-            "ERROR_MD_INTERRUPTED",
-            invalidates_cache=True,
-            message="the MD was stopped from outside at step {step} of {steps} (no LAMMPS error): run it again.",
-        )
-        spec.exit_code(
-            410,
-            "ERROR_MD_UNSTABLE",
-            message="the MD stopped at step {step} of {steps} ({reason}); what was sampled is returned.",
-        )
+        declare(spec, "ERROR_MISSING_OUTPUT_FILE", "ERROR_MD_INTERRUPTED", "ERROR_MD_UNSTABLE")
 
     def prepare_for_submission(self, folder):
         from aiida_perovskite.analysis.lammps_io import MdSettings

@@ -16,6 +16,7 @@ from aiida.engine import CalcJob
 
 from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.teachers.batch import (
     FAILURES_FILE,
     FRAMES_FILE,
@@ -113,34 +114,15 @@ class TeacherLabelCalculation(CalcJob):
         )
         spec.output("failures", valid_type=orm.Dict, help="Per failed frame, the reason.")
         spec.output("timings", valid_type=orm.Dict, required=False, help="Teacher load and labeling seconds.")
-        spec.exit_code(
-            300, "ERROR_NO_OUTPUT", invalidates_cache=True, message="the teacher wrote no {filename}; see teacher.log"
-        )
-        spec.exit_code(
-            301, "ERROR_UNREADABLE_OUTPUT", invalidates_cache=True, message="unreadable teacher output: {message}"
-        )
-        spec.exit_code(
-            310,
+        declare(
+            spec,
+            "ERROR_MISSING_OUTPUT_FILE",
+            "ERROR_UNREADABLE_OUTPUT",
             "ERROR_TEACHER_NOT_INSTALLED",
-            invalidates_cache=True,
-            message="the teacher cannot run on this computer: {message}",
-        )
-        spec.exit_code(
-            311, "ERROR_CHECKPOINT_MISSING", invalidates_cache=True, message="the checkpoint is missing: {message}"
-        )
-        spec.exit_code(
-            312,
+            "ERROR_CHECKPOINT_MISSING",
             "ERROR_CHECKPOINT_MISMATCH",
-            invalidates_cache=True,
-            message="the checkpoint differs from the requested one: {message}",
-        )
-        spec.exit_code(
-            313, "ERROR_CHECKPOINT_CORRUPT", invalidates_cache=True, message="the checkpoint is unreadable: {message}"
-        )
-        spec.exit_code(
-            410,
+            "ERROR_CHECKPOINT_CORRUPT",
             "ERROR_FRAMES_FAILED",
-            message="{failed} of {total} frames were not labeled (see the failures output): {first}",
         )
 
     def prepare_for_submission(self, folder):

@@ -32,7 +32,7 @@ class DeepmdTestParser(Parser):
                 continue
             filename = f"{prefix}.{suffix}.out"
             if filename not in names:
-                return self.exit_codes.ERROR_MISSING_OUTPUT.format(filename=filename)
+                return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=filename, log="test.log")
             blocks = parse_test_details(self.retrieved.base.repository.get_object_content(filename))
             if quantity == "energy":
                 found = sum(len(block.reference) for block in blocks)

@@ -21,7 +21,8 @@ class LammpsExploreParser(Parser):
         names = set(self.retrieved.base.repository.list_object_names())
         for required in (calc.DEVI_FILE, calc.DUMP_FILE, calc.LOG_FILE):
             if required not in names:
-                return self.exit_codes.ERROR_MISSING_OUTPUT.format(filename=required)
+                log = f"{calc.LOG_FILE} and the scheduler output"
+                return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=required, log=log)
         content = self.retrieved.base.repository.get_object_content
         type_map = next(iter(self.node.inputs.models.values())).type_map
         try:

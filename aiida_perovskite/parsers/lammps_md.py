@@ -22,7 +22,7 @@ class LammpsMdParser(Parser):
         names = set(self.retrieved.base.repository.list_object_names())
         for required in (calc.LOG_FILE, calc.DUMP_FILE):
             if required not in names:
-                return self.exit_codes.ERROR_MISSING_OUTPUT.format(filename=required)
+                return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=required, log=LAMMPS_STDOUT)
         content = self.retrieved.base.repository.get_object_content
         thermo = parse_thermo(content(calc.LOG_FILE))
         table = orm.ArrayData()
@@ -55,5 +55,7 @@ class LammpsMdParser(Parser):
             if finite and error == NO_ERROR:  # killed from outside (machine stop, scheduler), not by the physics
                 return self.exit_codes.ERROR_MD_INTERRUPTED.format(step=done, steps=settings.steps)
             reason = "non-finite energies or coordinates" if not finite else error
-            return self.exit_codes.ERROR_MD_UNSTABLE.format(step=done, steps=settings.steps, reason=reason)
+            return self.exit_codes.ERROR_MD_UNSTABLE.format(
+                step=done, steps=settings.steps, reason=reason, frames=len(frames)
+            )
         return None

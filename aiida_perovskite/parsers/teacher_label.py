@@ -36,11 +36,11 @@ class TeacherLabelParser(Parser):
             name = FATAL_REASONS.get(status.get("reason"), "ERROR_TEACHER_NOT_INSTALLED")
             return self.exit_codes[name].format(message=status.get("message", ""))
         if LABELS_FILE not in files or FAILURES_FILE not in files:
-            return self.exit_codes.ERROR_NO_OUTPUT.format(filename=LABELS_FILE)
+            return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=LABELS_FILE, log="teacher.log")
         try:
             batch = read_labels(read(LABELS_FILE, mode="rb"), read(FAILURES_FILE))
         except (OSError, ValueError, KeyError) as exc:
-            return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(message=str(exc))
+            return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(filename=LABELS_FILE, error=str(exc))
 
         structures = self.node.inputs.structures
         failures = dict(batch.failures)

@@ -15,6 +15,7 @@ from aiida.engine import ProcessHandlerReport, process_handler
 from aiida_abacus.calculations import AbacusCalculation
 from aiida_abacus.workflows.base import AbacusBaseWorkChain
 
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 
 __all__ = ("SCF_REMEDIES", "AbacusLabelWorkChain", "scf_converged")
@@ -44,14 +45,7 @@ class AbacusLabelWorkChain(TagsSubmittedProcesses, AbacusBaseWorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.exit_code(
-            330, "ERROR_SCF_NOT_CONVERGED", message="the SCF did not converge after changing the mixing and smearing."
-        )
-        spec.exit_code(
-            340,
-            "ERROR_LABELS_MISSING",
-            message="ABACUS finished without energy, forces and stress in eV, eV/Angstrom and KBAR.",
-        )
+        declare(spec, "ERROR_SCF_NOT_CONVERGED", "ERROR_LABELS_MISSING")
 
     def setup(self):
         super().setup()

@@ -21,6 +21,7 @@ from aiida_perovskite.calculations.deepmd_test import DeepmdTestCalculation
 from aiida_perovskite.campaign.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.data.training_set import label_source_conflict
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs, label_source_of
@@ -287,36 +288,17 @@ class ConcurrentLearningWorkChain(WorkChain):
             required=False,
             help="Every iteration's ensemble tested on the final held-out set: errors against labels, on one set.",
         )
-        spec.exit_code(401, "ERROR_INIT_DATA_FAILED", message="the initial data could not be labeled: {message}")
-        spec.exit_code(402, "ERROR_TRAINING_FAILED", message="training failed in iteration {iteration}: {message}")
-        spec.exit_code(
-            403, "ERROR_EXPLORATION_FAILED", message="exploration failed in iteration {iteration}: {message}"
-        )
-        spec.exit_code(
-            404,
+        declare(
+            spec,
+            "ERROR_INIT_DATA_FAILED",
+            "ERROR_TRAINING_FAILED",
+            "ERROR_EXPLORATION_FAILED",
             "ERROR_ALL_FRAMES_FAILED",
-            message="every explored frame failed in iteration {iteration} for {systems}: the models blow up there; "
-            "lower the temperature of the first stage or add initial data near those conditions.",
-        )
-        spec.exit_code(
-            405,
             "ERROR_LABELING_FAILED",
-            message="labeling failures above the tolerance in iteration {iteration}: {message}; the frames that "
-            "were labeled are in the training_set output, `aiida-perovskite campaign relabel` re-runs the others.",
-        )
-        spec.exit_code(406, "ERROR_FINAL_TRAINING_FAILED", message="the final training failed: {message}")
-        spec.exit_code(
-            408, "ERROR_ANALYSIS_FAILED", message="the campaign converged but its analysis failed: {message}"
-        )
-        spec.exit_code(
-            407,
+            "ERROR_FINAL_TRAINING_FAILED",
+            "ERROR_ANALYSIS_FAILED",
             "ERROR_VALIDATION_FAILED",
-            message="testing the models on the held-out data failed in iteration {iteration}: {message}",
-        )
-        spec.exit_code(
-            410,
             "ERROR_NOT_CONVERGED",
-            message="not converged within {iterations} iteration(s); the outputs hold the last models and data.",
         )
 
     def setup(self):
@@ -413,7 +395,9 @@ class ConcurrentLearningWorkChain(WorkChain):
         node = self.ctx.training
         if not node.is_finished_ok:
             self._expose_outputs()
-            return self.exit_codes.ERROR_TRAINING_FAILED.format(iteration=self.ctx.iteration, message=_failure(node))
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(
+                message=f"iteration {self.ctx.iteration}: {_failure(node)}"
+            )
         self.ctx.trained_on = self.ctx.training_set
         self.ctx.models = dict(node.outputs.models)
         self.ctx.ensembles[f"iteration_{self.ctx.iteration}"] = dict(self.ctx.models)
@@ -501,7 +485,7 @@ class ConcurrentLearningWorkChain(WorkChain):
         if blown:
             self._expose_outputs()
             return self.exit_codes.ERROR_ALL_FRAMES_FAILED.format(
-                iteration=self.ctx.iteration, systems=", ".join(blown)
+                systems=f"{', '.join(blown)} in iteration {self.ctx.iteration}"
             )
         return None
 

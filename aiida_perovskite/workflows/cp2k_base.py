@@ -13,6 +13,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_perovskite.engines.cp2k_input import label_parameters
 from aiida_perovskite.engines.kpoints import kpoint_mesh
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 
@@ -43,12 +44,7 @@ class Cp2kLabelBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
             cls.results,
         )
-        spec.exit_code(
-            310,
-            "ERROR_SCF_NOT_CONVERGED",
-            message="the SCF did not converge after changing the mixing and the smearing.",
-        )
-        spec.exit_code(320, "ERROR_OUT_OF_WALLTIME", message="the calculation ran out of walltime twice.")
+        declare(spec, "ERROR_SCF_NOT_CONVERGED", "ERROR_WALLTIME_EXHAUSTED")
 
     @classmethod
     def get_builder_from_protocol(
@@ -129,7 +125,7 @@ class Cp2kLabelBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
         """A single point has nothing to continue from but its wavefunction: run again with twice the time."""
         if self.ctx.walltime_restarts >= 1:
             self._report(calculation, "out of walltime again: giving up")
-            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_OUT_OF_WALLTIME)
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_WALLTIME_EXHAUSTED)
         metadata = copy.deepcopy(dict(self.ctx.inputs.metadata))
         options = dict(metadata.get("options", {}))
         options["max_wallclock_seconds"] = 2 * int(options.get("max_wallclock_seconds", 3600))

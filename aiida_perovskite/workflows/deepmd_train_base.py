@@ -11,6 +11,7 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida.plugins import CalculationFactory
 
 from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
 
@@ -36,7 +37,7 @@ class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
             cls.results,
         )
-        spec.exit_code(300, "ERROR_UNRECOVERABLE_FAILURE", message="the training failed and cannot be recovered.")
+        declare(spec, "ERROR_TRAINING_UNRECOVERABLE")
 
     @classmethod
     def get_builder_from_protocol(
@@ -115,7 +116,7 @@ class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
         """Start again with half the starting learning rate, at most MAX_LR_REDUCTIONS times."""
         if self.ctx.lr_reductions >= self.MAX_LR_REDUCTIONS:
             self.report_error_handled(calculation, "the learning rate was reduced twice already: give up")
-            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNRECOVERABLE_FAILURE)
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_TRAINING_UNRECOVERABLE)
         parameters = self.ctx.inputs.parameters.get_dict()
         start_lr = parameters["learning_rate"].get("start_lr", 1e-3)
         parameters["learning_rate"]["start_lr"] = start_lr / 2

@@ -12,6 +12,7 @@ from aiida_perovskite.calcfunctions.select_candidates import SELECTION_MODES, pa
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("ExploreWorkChain",)
@@ -118,11 +119,7 @@ class ExploreWorkChain(WorkChain):
         spec.output_namespace("indices", valid_type=orm.ArrayData, dynamic=True)
         spec.output("statistics", valid_type=orm.Dict)
         spec.output_namespace("deviations", valid_type=orm.ArrayData, dynamic=True)
-        spec.exit_code(
-            410,
-            "ERROR_ALL_FRAMES_FAILED",
-            message="every explored frame failed in system(s) {systems}: the models blow up there.",
-        )
+        declare(spec, "ERROR_ALL_FRAMES_FAILED")
 
     def run_explorations(self):
         conditions = self.inputs.conditions.get_dict()

@@ -9,6 +9,7 @@ from aiida.engine import ToContext, WorkChain
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.structures import perturb_structures
 from aiida_perovskite.data import TrainingSetData
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs
 from aiida_perovskite.workflows.tags import tag_child
 
@@ -63,7 +64,7 @@ class InitDataWorkChain(WorkChain):
         spec.outline(cls.perturb, cls.label, cls.results)
         spec.output("training_set", valid_type=TrainingSetData)
         spec.output("failures", valid_type=orm.Dict)
-        spec.exit_code(401, "ERROR_LABELING_FAILED", message="labeling failed: {message}")
+        declare(spec, "ERROR_INIT_DATA_FAILED")
 
     def perturb(self):
         names = sorted(self.inputs.structures)
@@ -88,5 +89,5 @@ class InitDataWorkChain(WorkChain):
         if "training_set" in node.outputs:
             self.out("training_set", node.outputs.training_set)
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_LABELING_FAILED.format(message=node.exit_message or node.exit_status)
+            return self.exit_codes.ERROR_INIT_DATA_FAILED.format(message=node.exit_message or node.exit_status)
         return None

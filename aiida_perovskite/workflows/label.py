@@ -9,6 +9,7 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, frames_to_structures
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("LabelWorkChain",)
@@ -118,11 +119,7 @@ class LabelWorkChain(WorkChain):
         )
         spec.output("training_set", valid_type=TrainingSetData, required=False, help="All labeled frames.")
         spec.output("failures", valid_type=orm.Dict, help="Per failed frame: pk, exit status and message.")
-        spec.exit_code(
-            401,
-            "ERROR_TOO_MANY_FAILURES",
-            message="{failed} of {total} frames failed, above the tolerated fraction {tolerated}.",
-        )
+        declare(spec, "ERROR_TOO_MANY_FAILURES")
 
     def setup(self):
         structures = dict(self.inputs.get("structures", {}))

@@ -11,6 +11,7 @@ from aiida_perovskite.calcfunctions.phase_diagram import summarise_phase_map
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.structures import build_solid_solution
 from aiida_perovskite.calculations.deepmd_common import validate_type_map_covers
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.structures import parse_composition
 from aiida_perovskite.structures.composition import CompositionError
 from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain, ladder_error, protocol_error
@@ -86,9 +87,7 @@ class PhaseMapWorkChain(WorkChain):
         spec.output_namespace("tables", valid_type=orm.Dict, dynamic=True)
         spec.output("map", valid_type=orm.Dict)
         spec.output("plot", valid_type=orm.SinglefileData)
-        spec.exit_code(
-            410, "ERROR_PHASE_DIAGRAM_FAILED", message="the phase diagram of {labels} failed; see their reports"
-        )
+        declare(spec, "ERROR_PHASE_DIAGRAM_FAILED")
 
     def _labels(self) -> list[str]:
         compositions = list(self.inputs.compositions.get_dict())

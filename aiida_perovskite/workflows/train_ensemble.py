@@ -13,6 +13,7 @@ from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calculations.deepmd_common import DEFAULT_BACKEND
 from aiida_perovskite.calculations.deepmd_train import check_data_against_model
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
+from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
 from aiida_perovskite.workflows.tags import tag_child
@@ -82,7 +83,7 @@ class TrainEnsembleWorkChain(WorkChain):
         spec.output_namespace("compressed_models", valid_type=DeepPotentialData, dynamic=True, required=False)
         spec.output_namespace("learning_curves", valid_type=orm.ArrayData, dynamic=True)
         spec.output("seeds", valid_type=orm.List, help="The seed of each model, in model order.")
-        spec.exit_code(401, "ERROR_TRAINING_FAILED", message="{count} of {total} trainings failed: {details}")
+        declare(spec, "ERROR_TRAINING_FAILED")
 
     @classmethod
     def get_builder_from_protocol(
@@ -158,5 +159,5 @@ class TrainEnsembleWorkChain(WorkChain):
 
     def report_failures(self):
         return self.exit_codes.ERROR_TRAINING_FAILED.format(
-            count=len(self.ctx.failed), total=self.inputs.num_models.value, details="; ".join(self.ctx.failed)
+            message=f"{len(self.ctx.failed)} of {self.inputs.num_models.value} models: {'; '.join(self.ctx.failed)}"
         )
