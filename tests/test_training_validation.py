@@ -41,7 +41,7 @@ def test_empty_training_set_cannot_exist():
     [
         ({"parameters": {"model": {"type_map": ["Ba", "Ti"]}}}, r"element\(s\) \['O'\] that the model's type_map"),
         ({"parameters": {"training": {"numb_steps": -5}}}, "numb_steps must be a positive integer, got -5"),
-        ({"backend": "jax"}, "unknown backend 'jax'; choose one of pytorch, tensorflow"),
+        ({"backend": "jax"}, "unknown backend 'jax'; choose one of tensorflow, pytorch"),
         ({"parameters": {"model": {"descriptor": {"rcutt": 6.0}}}}, "DeePMD-kit rejects the input parameters"),
         ({"parameters": {"training": {"training_data": {"systems": ["x"]}}}}, "is filled in from the training_set"),
     ],

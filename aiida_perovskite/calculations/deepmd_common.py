@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from aiida import orm
 
+from aiida_perovskite.analysis.model_files import BACKENDS, DEFAULT_BACKEND
+
 __all__ = (
     "BACKENDS",
     "DEFAULT_BACKEND",
@@ -13,14 +15,6 @@ __all__ = (
     "validate_backend",
     "validate_type_map_covers",
 )
-
-# TensorFlow trains 1.6x and runs LAMMPS MD 7-11x faster than PyTorch on CPU (docs/benchmarks.md).
-DEFAULT_BACKEND = "tensorflow"
-
-BACKENDS = {
-    "pytorch": {"name": "pytorch", "flag": "--pt", "suffix": ".pth", "checkpoint": "model.ckpt.pt"},
-    "tensorflow": {"name": "tensorflow", "flag": "--tf", "suffix": ".pb", "checkpoint": "model.ckpt"},
-}
 
 
 def validate_backend(backend: orm.Str, _) -> str | None:

@@ -18,6 +18,7 @@ import yaml
 
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES
 from aiida_perovskite.analysis.model_deviation import SELECTION_MODES
+from aiida_perovskite.analysis.model_files import BACKENDS
 from aiida_perovskite.campaign.schedule import STAGE_KEYS
 from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
 from aiida_perovskite.structures import PHASES, parent_cell, parse_composition
@@ -68,7 +69,6 @@ LABELING_KEYS = (
 ANALYSIS_KEYS = ("phase_diagram", "polarization")
 PHASE_DIAGRAM_KEYS = ("structure", "repeat", "temperatures", "mode", "pressure", "md")
 POLARIZATION_KEYS = ("temperatures", "settings")
-BACKENDS = ("tensorflow", "pytorch")
 
 
 class CampaignError(ValueError):
@@ -520,12 +520,12 @@ def _labeling(section: dict, base_dir: pathlib.Path) -> None:
             raise CampaignError(f"labeling.{key}", f"only the {other.name} engine takes it, not {engine.name!r}")
     if "allow_mixed_levels" in section and not isinstance(section["allow_mixed_levels"], bool):
         raise CampaignError("labeling.allow_mixed_levels", f"give true or false, got {section['allow_mixed_levels']!r}")
-    _integer(section.get("max_concurrent", 1), "labeling.max_concurrent", minimum=1)
-    tolerated = _number(
-        section.get("tolerated_failed_fraction", 0.0), "labeling.tolerated_failed_fraction", positive=False
-    )
-    if not 0 <= tolerated <= 1:
-        raise CampaignError("labeling.tolerated_failed_fraction", f"must be in [0, 1], got {tolerated}")
+    if "max_concurrent" in section:  # else the protocol's
+        _integer(section["max_concurrent"], "labeling.max_concurrent", minimum=1)
+    if "tolerated_failed_fraction" in section:
+        tolerated = _number(section["tolerated_failed_fraction"], "labeling.tolerated_failed_fraction", positive=False)
+        if not 0 <= tolerated <= 1:
+            raise CampaignError("labeling.tolerated_failed_fraction", f"must be in [0, 1], got {tolerated}")
     for name in ("overrides", "options"):
         _mapping(section.get(name, {}), f"labeling.{name}")
     if problem := engine.check_section(section, base_dir):

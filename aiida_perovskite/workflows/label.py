@@ -10,6 +10,7 @@ from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, 
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("LabelWorkChain",)
@@ -72,6 +73,11 @@ def label_source_of(inputs) -> dict[str, str]:
     return get_engine(inputs["engine"].value).label_source(protocol, overrides, dict(inputs.get("engine_inputs", {})))
 
 
+def labeling_default(key: str) -> object:
+    """A labeling default: the campaign protocol's, so a LabelWorkChain alone behaves as in a campaign."""
+    return load_protocol("concurrent_learning")["labeling"][key]
+
+
 class LabelWorkChain(WorkChain):
     """Label every structure with one engine in batches of the engine's size (1 for DFT), at most
     ``max_concurrent`` processes at a time.
@@ -103,12 +109,18 @@ class LabelWorkChain(WorkChain):
             help="Nodes every job of the engine takes (the teacher's identity and model).",
         )
         spec.input("options", valid_type=dict, non_db=True, default=lambda: {}, help="metadata.options of the jobs.")
-        spec.input("max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(2))
+        spec.input(
+            "max_concurrent",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(labeling_default("max_concurrent")),
+            help="Jobs running at once.",
+        )
         spec.input(
             "tolerated_failed_fraction",
             valid_type=orm.Float,
-            default=lambda: orm.Float(0.0),
+            default=lambda: orm.Float(labeling_default("tolerated_failed_fraction")),
             validator=validate_fraction,
+            help="Above this fraction of failed frames the workchain fails (the labeled frames are still output).",
         )
         spec.inputs.validator = validate_inputs
         spec.outline(
