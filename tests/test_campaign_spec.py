@@ -152,11 +152,6 @@ INVALID = [
     (changed("seed", delete=True), "seed", "campaign seed"),
     (changed("protocol", "turbo"), "protocol", "choose one of fast, balanced, precise"),
     (changed("initial_data", delete=True), "initial_data", "give training_set"),
-    (
-        changed("initial_data", {"perturbation": {"count": 2}, "training_set": "x"}),
-        "initial_data",
-        "exactly one of",
-    ),
     (changed("initial_data.perturbation.count", 0), "initial_data.perturbation.count", "at least 1"),
     (changed("initial_data.perturbation.cell_strain", 0.7), "initial_data.perturbation.cell_strain", "[0, 0.5)"),
     (changed("initial_data", {"training_set": "no/such/dir"}), "initial_data.training_set", "no data at"),
@@ -269,6 +264,22 @@ def test_training_set_without_the_systems_elements_is_refused(unit_codes, tmp_pa
     assert info.value.key == "initial_data.training_set" and "['Pb']" in str(info.value)
 
 
+def test_training_set_and_perturbation_together_extend_the_data(unit_codes, tmp_path):
+    """Perturbed systems are labeled and added to a given set, even for elements the set lacks."""
+    from aiida_perovskite.data import TrainingSetData
+    from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
+    from tests.helpers import lj_frames
+
+    data = TrainingSetData([lj_frames(2)]).store()
+    campaign_data = changed("initial_data", {"training_set": data.pk, "perturbation": {"count": 3}})
+    campaign_data["systems"]["PbTiO3"] = {"structure": {"perovskite": "PbTiO3"}}
+    builder = build_campaign(parse_campaign(campaign_data, base_dir=tmp_path))
+    assert builder.training_set.pk == data.pk
+    assert sorted(builder.init_data.structures) == ["BaTiO3", "PbTiO3"]
+    assert builder.init_data.perturbation["count"] == 3
+    assert ConcurrentLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+
+
 def build_example(name: str):
     """The builder of an example campaign file with the unit-test codes; the WorkChain's validation passes."""
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
@@ -301,6 +312,14 @@ def test_distillation_campaign_builds_and_a_partial_sanity_filter_keeps_the_othe
     assert sorted(builder.structures) == ["cubic", "orthorhombic", "rhombohedral", "tetragonal"]
     assert builder.explore.sanity.get_dict() == {**SANITY_DEFAULTS, "max_volume_change": 0.1}
     assert builder.final_training.get_dict() == {"numb_steps": 100000, "compress": True}
+
+
+def test_refinement_campaign_starts_from_the_shipped_student_and_adds_perturbations(unit_codes):
+    builder = build_example("refine-batio3.yaml")
+    assert builder.training_set.nframes == 213 and builder.validation_set.nframes == 32  # exported folders read back
+    assert sorted(builder.init_data.structures) == ["cubic", "orthorhombic", "rhombohedral", "tetragonal"]
+    assert builder.init_data.perturbation["atom_displacement"] == 0.03
+    assert builder.train.train.train.parameters["loss"]["limit_pref_e"] == 5
 
 
 def test_a_labeling_code_of_another_plugin_is_refused(unit_codes, tmp_path):

@@ -73,7 +73,7 @@ def _structure(spec: SystemSpec, campaign: Campaign, seed: int, store: bool = Tr
 
 
 def _check_type_map(campaign: Campaign, training_set: TrainingSetData | None) -> None:
-    if training_set is None:
+    if training_set is None or campaign.perturbation is not None:  # perturbations label every system's elements
         return
     missing = sorted(campaign.elements() - set(training_set.type_map))
     if missing:
@@ -147,7 +147,7 @@ def build_campaign(campaign: Campaign, store: bool = True):
     builder.seed = orm.Int(campaign.seed)
     if training_set is not None:
         builder.training_set = training_set
-    else:
+    if campaign.perturbation is not None:
         builder.init_data.structures = dict(builder.structures)
         builder.init_data.perturbation = orm.Dict(campaign.perturbation)
 

@@ -434,10 +434,13 @@ def _initial_data(value: Any, default_perturbation: dict, base_dir: pathlib.Path
         )
     _mapping(value, "initial_data")
     _known(value, INITIAL_KEYS, "initial_data")
-    if ("training_set" in value) == ("perturbation" in value):
-        raise CampaignError("initial_data", "give exactly one of training_set and perturbation")
-    if "training_set" in value:
-        return _labeled_data(value["training_set"], "initial_data.training_set", base_dir), None
+    if "training_set" not in value and "perturbation" not in value:
+        raise CampaignError("initial_data", "give training_set, perturbation, or both (perturbations added to the set)")
+    training_set = (
+        _labeled_data(value["training_set"], "initial_data.training_set", base_dir) if "training_set" in value else None
+    )
+    if "perturbation" not in value:
+        return training_set, None
     perturbation = recursive_merge(default_perturbation, value["perturbation"] or {})
     _known(perturbation, PERTURBATION_KEYS, "initial_data.perturbation")
     _integer(perturbation["count"], "initial_data.perturbation.count", minimum=1)
@@ -447,7 +450,7 @@ def _initial_data(value: Any, default_perturbation: dict, base_dir: pathlib.Path
             raise CampaignError(f"initial_data.perturbation.{name}", f"must be in [0, 0.5), got {amount}")
     if "volume_scale" in perturbation:
         _number(perturbation["volume_scale"], "initial_data.perturbation.volume_scale")
-    return None, perturbation
+    return training_set, perturbation
 
 
 def _section(data: Mapping, name: str, allowed: tuple[str, ...], defaults: dict, extra: dict) -> dict:

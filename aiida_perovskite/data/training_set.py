@@ -100,10 +100,12 @@ class TrainingSetData(Data):
 
     @classmethod
     def from_deepmd_npy(cls, *paths: str | pathlib.Path, **kwargs) -> TrainingSetData:
-        """Build from DeePMD system folders (``type.raw``, ``type_map.raw``, ``set.*/``)."""
+        """Build from DeePMD system folders (``type.raw``, ``type_map.raw``, ``set.*/``), or folders of them such as
+        :meth:`export` writes."""
         import dpdata
 
-        return cls.from_dpdata([dpdata.LabeledSystem(str(path), fmt="deepmd/npy") for path in paths], **kwargs)
+        systems = [system for path in paths for system in _system_folders(pathlib.Path(path))]
+        return cls.from_dpdata([dpdata.LabeledSystem(str(path), fmt="deepmd/npy") for path in systems], **kwargs)
 
     @property
     def type_map(self) -> list[str]:
@@ -223,3 +225,10 @@ def _unique_names(names: Sequence[str]) -> list[str]:
         unique.append(name if count == 0 else f"{name}.{count}")
         seen[name] = count + 1
     return unique
+
+
+def _system_folders(path: pathlib.Path) -> list[pathlib.Path]:
+    """``path`` if it is a DeePMD system folder, else the system folders just below it (an exported set)."""
+    if (path / "type.raw").exists() or not path.is_dir():
+        return [path]  # dpdata names what is missing
+    return sorted(child for child in path.iterdir() if (child / "type.raw").exists()) or [path]

@@ -118,16 +118,12 @@ def validate_inputs(inputs, _) -> str | None:
     if unknown:
         return f"trust.per_system names unknown system(s) {unknown}; systems are {sorted(structures)}"
     has_data, has_init = "training_set" in inputs, bool(inputs.get("init_data", {}).get("structures"))
-    if has_data == has_init:
-        return "give exactly one of training_set (existing labeled data) and init_data (perturb and label)"
-    if has_data:
-        type_map = inputs["training_set"].type_map
-        source = "the initial training set's"
-    else:
-        type_map = sorted(
-            {s for structure in inputs["init_data"]["structures"].values() for s in structure.get_kind_names()}
-        )
-        source = "the init_data structures'"
+    if not (has_data or has_init):
+        return "give training_set (existing labeled data), init_data (perturb and label), or both"
+    type_map = set(inputs["training_set"].type_map) if has_data else set()
+    if has_init:
+        type_map |= {s for structure in inputs["init_data"]["structures"].values() for s in structure.get_kind_names()}
+    type_map, source = sorted(type_map), "the initial data's"
     for name, structure in structures.items():
         error = structure_elements_missing(structure, type_map, f"system {name!r}", source)
         if error:
@@ -321,7 +317,7 @@ class ConcurrentLearningWorkChain(WorkChain):
         self.ctx.ensembles = {}
 
     def needs_init_data(self):
-        return self.ctx.training_set is None
+        return bool(self.inputs.get("init_data", {}).get("structures"))
 
     def run_init_data(self):
         inputs = AttributeDict(self.exposed_inputs(InitDataWorkChain, "init_data"))
@@ -337,7 +333,14 @@ class ConcurrentLearningWorkChain(WorkChain):
         node = self.ctx.init_data
         if not node.is_finished_ok or "training_set" not in node.outputs:
             return self.exit_codes.ERROR_INIT_DATA_FAILED.format(message=_failure(node))
-        self.ctx.training_set = self._hold_out(node.outputs.training_set, self.ctx.seeds[-1])
+        labeled = self._hold_out(node.outputs.training_set, self.ctx.seeds[-1])
+        self.ctx.training_set = (
+            labeled
+            if self.ctx.training_set is None
+            else merge_training_sets(
+                existing=self.ctx.training_set, labeled=labeled, allow_mixed_levels=self.inputs.allow_mixed_levels
+            )
+        )
         return None
 
     def _hold_out(self, labeled: TrainingSetData, seed: orm.Int) -> TrainingSetData:
