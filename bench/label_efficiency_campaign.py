@@ -152,8 +152,8 @@ def run_campaign(campaign: dict, timeout: float) -> list[dict]:
     from aiida.engine import submit
 
     from aiida_perovskite.campaign.builder import build_campaign
-    from aiida_perovskite.campaign.queries import labels_behind
     from aiida_perovskite.campaign.spec import parse_campaign
+    from aiida_perovskite.loop.schedule import labels_behind
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 
     key = hashlib.sha256(json.dumps(campaign, sort_keys=True).encode()).hexdigest()

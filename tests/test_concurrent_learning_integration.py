@@ -14,7 +14,8 @@ import time
 import pytest
 from aiida import orm
 
-from aiida_perovskite.campaign.queries import campaign_processes, iteration_records, status_rows
+from aiida_perovskite.campaign.queries import iteration_records, status_rows
+from aiida_perovskite.tags import campaign_processes
 from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 from tests.campaign_fixtures import CAMPAIGN, submit_campaign
 from tests.conftest import await_process, executable

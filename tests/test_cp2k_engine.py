@@ -11,16 +11,16 @@ from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from aiida.plugins import CalculationFactory
 
-from aiida_perovskite.engines.cp2k_input import (
+from aiida_perovskite.engines.cp2k.inputs import (
     BasisLookupError,
     basis_and_potential,
     label_parameters,
     parse_stress_gpa,
     read_labeled_frame,
 )
+from aiida_perovskite.engines.cp2k.workchain import Cp2kLabelBaseWorkChain
 from aiida_perovskite.engines.kpoints import kpoint_mesh
 from aiida_perovskite.protocols import load_protocol
-from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
 from tests.helpers import cubic_batio3, failed_calcjob
 
 Cp2kCalculation = CalculationFactory("cp2k")

@@ -11,7 +11,7 @@ import pytest
 from aiida import orm
 from aiida.engine import submit
 
-from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
+from aiida_perovskite.engines.cp2k.workchain import Cp2kLabelBaseWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain
 from aiida_perovskite.workflows.relabel import failed_frames, relabel
 from tests.conftest import await_process, executable

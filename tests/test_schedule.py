@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiida import orm
 
 from aiida_perovskite.calcfunctions.convergence import check_convergence, collect_history, start_schedule
-from aiida_perovskite.campaign.schedule import advance, campaign_state, current_stage, initial_progress
+from aiida_perovskite.loop.schedule import advance, campaign_state, current_stage, initial_progress
 
 STAGE = {"temperatures": [100], "ensemble": "nvt", "steps": 10, "sampling_interval": 5}
 STAGES = {
@@ -85,7 +85,7 @@ def test_a_force_target_keeps_a_stage_open_until_the_error_is_measured_and_low_e
 
 
 def test_ensemble_errors_average_the_models_and_prefer_the_fixed_validation_set():
-    from aiida_perovskite.campaign.schedule import ensemble_errors, gating_force_rmse
+    from aiida_perovskite.loop.schedule import ensemble_errors, gating_force_rmse
 
     metrics = {
         "model_1": {"nframes": 4, "force_rmse": 0.3, "energy_rmse_per_atom": 0.002},

@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import calcfunction
 
-from aiida_perovskite.campaign.schedule import (
+from aiida_perovskite.loop.schedule import (
     advance,
     campaign_state,
     ensemble_errors,
     gating_force_rmse,
     initial_progress,
+    labels_behind,
 )
 
 ERROR_SETS = ("validation", "held_out")  # a fixed set given by the user; frames held out of the labels
@@ -140,7 +141,6 @@ def summarise_learning_curve(history: orm.List, final_labels: orm.Int, **metrics
     """The errors of every iteration's ensemble (``iteration_<i>__<model>``, and ``final__<model>`` for the final
     training) on one set -- the frames held out over the whole campaign -- against the labels behind each
     ensemble: a learning curve whose points are comparable, unlike tests on a held-out set that grows."""
-    from aiida_perovskite.campaign.queries import labels_behind
 
     labels = {f"iteration_{record['iteration']}": labels_behind(record) for record in history.get_list()}
     labels["final"] = final_labels.value

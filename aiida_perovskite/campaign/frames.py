@@ -11,7 +11,7 @@ import pandas as pd
 from aiida import orm
 from aiida.common.links import LinkType
 
-from aiida_perovskite.campaign.queries import campaign_processes
+from aiida_perovskite.tags import campaign_processes
 
 __all__ = ("FRAME_COLUMNS", "labeled_frames")
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 import graphviz
 from aiida import orm
 
-from aiida_perovskite.campaign.queries import campaign_processes, iteration_records, test_errors
+from aiida_perovskite.campaign.queries import iteration_records, test_errors
+from aiida_perovskite.tags import campaign_processes
 
 __all__ = ("GRAPH_FORMATS", "campaign_graph", "step_graph", "write_graph")
 

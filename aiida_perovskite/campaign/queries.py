@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from aiida import orm
 
+from aiida_perovskite.loop.schedule import labels_behind
+from aiida_perovskite.tags import campaign_processes
+
 __all__ = (
-    "campaign_processes",
     "deviations_by_iteration",
     "final_model",
     "iteration_records",
-    "labels_behind",
     "learning_curves_by_iteration",
     "provenance_summary",
     "running_processes",
     "status_rows",
     "test_errors",
 )
-
-
-def campaign_processes(campaign: orm.WorkChainNode, **extras: Any) -> list[orm.ProcessNode]:
-    """Every process tagged with this campaign (and ``extras``), oldest first."""
-    filters = {"extras.campaign": campaign.uuid, **{f"extras.{key}": value for key, value in extras.items()}}
-    query = orm.QueryBuilder().append(orm.ProcessNode, filters=filters, project="*")
-    return sorted(query.all(flat=True), key=lambda node: node.ctime)
 
 
 def iteration_records(campaign: orm.WorkChainNode) -> list[dict]:
@@ -72,16 +64,11 @@ def status_rows(records: list[dict]) -> list[dict]:
 def test_errors(record: dict) -> dict:
     """The ensemble's errors of one history row on the validation set, else on the held-out frames ({} if
     the campaign measured neither)."""
-    from aiida_perovskite.campaign.schedule import gating_force_rmse
+    from aiida_perovskite.loop.schedule import gating_force_rmse
 
     if gating_force_rmse(record) is None:
         return {}
     return record["validation"] if "validation" in record else record["held_out"]
-
-
-def labels_behind(record: dict) -> int:
-    """Labeled frames behind one iteration's models: those trained on plus those held out."""
-    return int(record["training_frames"] + record.get("held_out_frames", 0))
 
 
 def running_processes(campaign: orm.WorkChainNode) -> list[orm.ProcessNode]:

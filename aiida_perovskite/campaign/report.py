@@ -15,11 +15,11 @@ from aiida_perovskite.analysis.plots import _figure, _save
 from aiida_perovskite.campaign.queries import (
     deviations_by_iteration,
     iteration_records,
-    labels_behind,
     learning_curves_by_iteration,
     status_rows,
     test_errors,
 )
+from aiida_perovskite.loop.schedule import labels_behind
 
 __all__ = ("STATUS_COLUMNS", "format_table", "write_report")
 

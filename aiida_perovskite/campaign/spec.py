@@ -19,7 +19,7 @@ import yaml
 from aiida_perovskite.analysis.lammps_io import ENSEMBLES
 from aiida_perovskite.analysis.model_deviation import SELECTION_MODES
 from aiida_perovskite.analysis.model_files import BACKENDS
-from aiida_perovskite.campaign.schedule import STAGE_KEYS
+from aiida_perovskite.loop.schedule import STAGE_KEYS
 from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
 from aiida_perovskite.structures import PHASES, parent_cell, parse_composition
 from aiida_perovskite.structures.composition import CompositionError

@@ -18,16 +18,16 @@ from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.training_sets import merge_training_sets, split_training_set
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.deepmd_test import DeepmdTestCalculation
-from aiida_perovskite.campaign.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.data.training_set import label_source_conflict
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.loop.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
+from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs, label_source_of
 from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain, runs_by_temperature
 from aiida_perovskite.workflows.polarization import PolarizationWorkChain
-from aiida_perovskite.workflows.tags import tag_child
 from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
 
 __all__ = ("ConcurrentLearningWorkChain",)

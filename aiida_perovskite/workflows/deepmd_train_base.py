@@ -13,7 +13,7 @@ from aiida.plugins import CalculationFactory
 from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
-from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
+from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("DeepmdTrainBaseWorkChain",)
 

@@ -13,7 +13,7 @@ from aiida_perovskite.calculations.deepmd_common import structure_elements_missi
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.exit_codes import declare
-from aiida_perovskite.workflows.tags import tag_child
+from aiida_perovskite.tags import tag_child
 
 __all__ = ("ExploreWorkChain",)
 

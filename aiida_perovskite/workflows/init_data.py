@@ -10,8 +10,8 @@ from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.structures import perturb_structures
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs
-from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("InitDataWorkChain",)
 

@@ -11,7 +11,7 @@ from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
-from aiida_perovskite.workflows.tags import tag_child
+from aiida_perovskite.tags import tag_child
 
 __all__ = ("LabelWorkChain",)
 

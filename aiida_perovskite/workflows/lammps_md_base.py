@@ -6,7 +6,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from aiida_perovskite.calculations.lammps_md import LammpsMdCalculation
-from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
+from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("LammpsMdBaseWorkChain",)
 

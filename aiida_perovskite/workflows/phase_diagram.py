@@ -15,8 +15,8 @@ from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.lammps_md_base import LammpsMdBaseWorkChain
-from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("MODES", "PhaseDiagramWorkChain", "ladder_error", "protocol_error", "runs_by_temperature")
 

@@ -14,8 +14,8 @@ from aiida_perovskite.calculations.deepmd_common import validate_type_map_covers
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.structures import parse_composition
 from aiida_perovskite.structures.composition import CompositionError
+from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain, ladder_error, protocol_error
-from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("PhaseMapWorkChain",)
 

@@ -13,6 +13,7 @@ from aiida.engine import submit
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, merge_training_sets
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine
+from aiida_perovskite.tags import campaign_processes
 from aiida_perovskite.workflows.label import label_source_of
 
 __all__ = ("apply_overrides", "failed_frames", "relabel", "relabel_campaign", "rerun_failed")
@@ -136,7 +137,6 @@ def relabel_campaign(
     Returns the updated training set (None if nothing was recovered), the number of recovered frames and the
     jobs that failed again. ``report`` gets a line per labeling step, ``progress`` as in ``rerun_failed``.
     """
-    from aiida_perovskite.campaign.queries import campaign_processes
 
     recovered_sets: dict[str, TrainingSetData] = {}
     still_failed: dict[str, orm.ProcessNode] = {}

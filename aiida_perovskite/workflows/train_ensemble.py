@@ -15,8 +15,8 @@ from aiida_perovskite.calculations.deepmd_train import check_data_against_model
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
-from aiida_perovskite.workflows.tags import tag_child
 
 __all__ = ("TrainEnsembleWorkChain",)
 

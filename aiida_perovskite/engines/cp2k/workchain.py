@@ -11,11 +11,11 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_perovskite.engines.cp2k_input import label_parameters
+from aiida_perovskite.engines.cp2k.inputs import label_parameters
 from aiida_perovskite.engines.kpoints import kpoint_mesh
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import load_protocol
-from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
+from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("Cp2kLabelBaseWorkChain",)
 

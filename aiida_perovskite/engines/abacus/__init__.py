@@ -24,7 +24,7 @@ class AbacusEngine(LabelingEngine):
 
     @property
     def process_class(self):
-        from aiida_perovskite.workflows.abacus_base import AbacusLabelWorkChain
+        from aiida_perovskite.engines.abacus.workchain import AbacusLabelWorkChain
 
         return AbacusLabelWorkChain
 

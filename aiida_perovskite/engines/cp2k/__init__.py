@@ -10,7 +10,7 @@ from aiida import orm
 
 from aiida_perovskite.analysis.frames import LabeledFrames
 from aiida_perovskite.engines.base import LabelingEngine
-from aiida_perovskite.engines.cp2k_input import BasisLookupError, basis_and_potential, read_labeled_frame
+from aiida_perovskite.engines.cp2k.inputs import BasisLookupError, basis_and_potential, read_labeled_frame
 from aiida_perovskite.protocols import load_protocol
 
 __all__ = ("Cp2kEngine",)
@@ -25,7 +25,7 @@ class Cp2kEngine(LabelingEngine):
 
     @property
     def process_class(self):
-        from aiida_perovskite.workflows.cp2k_base import Cp2kLabelBaseWorkChain
+        from aiida_perovskite.engines.cp2k.workchain import Cp2kLabelBaseWorkChain
 
         return Cp2kLabelBaseWorkChain
 

@@ -24,7 +24,7 @@ class QuantumEspressoEngine(LabelingEngine):
 
     @property
     def process_class(self):
-        from aiida_perovskite.workflows.pw_base import PwLabelWorkChain
+        from aiida_perovskite.engines.qe.workchain import PwLabelWorkChain
 
         return PwLabelWorkChain
 

@@ -27,7 +27,7 @@ class VaspEngine(LabelingEngine):
 
     @property
     def process_class(self):
-        from aiida_perovskite.workflows.vasp_base import VaspLabelWorkChain
+        from aiida_perovskite.engines.vasp.workchain import VaspLabelWorkChain
 
         return VaspLabelWorkChain
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 
-from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
+from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("PwLabelWorkChain",)
 

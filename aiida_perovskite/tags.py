@@ -7,7 +7,7 @@ from typing import Any
 
 from aiida import orm
 
-__all__ = ("INHERITED_TAGS", "TagsSubmittedProcesses", "tag_child")
+__all__ = ("INHERITED_TAGS", "TagsSubmittedProcesses", "campaign_processes", "tag_child")
 
 INHERITED_TAGS = ("campaign", "iteration", "stage", "system", "temperature")
 
@@ -16,6 +16,13 @@ def tag_child(parent: orm.ProcessNode, child: orm.ProcessNode, **tags: Any) -> N
     """Set on ``child`` the inherited tags of ``parent`` updated by ``tags``."""
     inherited = {key: value for key, value in parent.base.extras.all.items() if key in INHERITED_TAGS}
     child.base.extras.set_many({**inherited, **tags})
+
+
+def campaign_processes(campaign: orm.WorkChainNode, **extras: Any) -> list[orm.ProcessNode]:
+    """Every process tagged with this campaign (and ``extras``), oldest first."""
+    filters = {"extras.campaign": campaign.uuid, **{f"extras.{key}": value for key, value in extras.items()}}
+    query = orm.QueryBuilder().append(orm.ProcessNode, filters=filters, project="*")
+    return sorted(query.all(flat=True), key=lambda node: node.ctime)
 
 
 class TagsSubmittedProcesses:

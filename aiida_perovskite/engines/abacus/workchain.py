@@ -16,7 +16,7 @@ from aiida_abacus.calculations import AbacusCalculation
 from aiida_abacus.workflows.base import AbacusBaseWorkChain
 
 from aiida_perovskite.exit_codes import declare
-from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
+from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("SCF_REMEDIES", "AbacusLabelWorkChain", "scf_converged")
 

@@ -22,6 +22,7 @@ __all__ = (
     "ensemble_errors",
     "gating_force_rmse",
     "initial_progress",
+    "labels_behind",
 )
 
 STAGE_MD_KEYS = ("temperatures", "pressures", "ensemble", "steps", "sampling_interval", "timestep", "tdamp", "pdamp")
@@ -116,3 +117,8 @@ def campaign_state(progress: Mapping[str, Mapping]) -> dict[str, bool]:
         result == "converged" for state in progress.values() for result in state["stage_results"]
     )
     return {"finished": finished, "converged": converged}
+
+
+def labels_behind(record: Mapping[str, Any]) -> int:
+    """Labeled frames behind one iteration's models (a history record): those trained on plus those held out."""
+    return int(record["training_frames"] + record.get("held_out_frames", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiida_vasp.workchains.v2.vasp import VaspWorkChain
 
-from aiida_perovskite.workflows.tags import TagsSubmittedProcesses
+from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("VaspLabelWorkChain",)
 
