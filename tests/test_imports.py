@@ -1,5 +1,6 @@
 """The package's layering: no import circles between files or packages (lazy imports included), and the pure
-core (physics in analysis/ and structures/, the loop's rules in loop/) imports no AiiDA."""
+core (physics in analysis/ and structures/, the loop's rules in loop/, teachers, protocols, the exit-code
+registry) imports no AiiDA."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "aiida_perovskite"
-PURE = ("analysis", "structures", "loop")
+PURE = ("analysis", "structures", "loop", "teachers", "protocols", "exit_codes")
 
 
 def _modules() -> dict[str, pathlib.Path]:
