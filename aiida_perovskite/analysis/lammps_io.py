@@ -17,7 +17,9 @@ from aiida_perovskite.analysis.trajectory_io import text_dump_frames
 
 __all__ = (
     "ENSEMBLES",
+    "MD_BOUNDS",
     "NO_ERROR",
+    "MdSettingError",
     "MdSettings",
     "exploration_script",
     "last_error",
@@ -29,6 +31,24 @@ __all__ = (
 
 ENSEMBLES = ("nvt", "npt-iso", "npt-aniso", "npt-tri")
 THERMO_COLUMNS = "step temp pe ke etotal press vol lx ly lz xy xz yz"
+
+# Upper bounds (lower bound 0, exclusive; pressure in [-bound, bound]): a value beyond them is a unit slip (fs for
+# ps, Pa or GPa for bar) or a typo, refused before anything runs.
+MD_BOUNDS = {
+    "temperature": (5000.0, "K"),
+    "pressure": (1.0e6, "bar (1e6 bar = 100 GPa)"),
+    "timestep": (0.01, "ps (0.002 ps = 2 fs)"),
+    "tdamp": (100.0, "ps"),
+    "pdamp": (100.0, "ps"),
+}
+
+
+class MdSettingError(ValueError):
+    """An invalid MD setting; ``setting`` names it."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,19 +79,28 @@ class MdSettings:
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
-            raise ValueError(f"unknown ensemble {self.ensemble!r}; choose one of {', '.join(ENSEMBLES)}")
+            raise MdSettingError(
+                "ensemble", f"unknown ensemble {self.ensemble!r}; choose one of {', '.join(ENSEMBLES)}"
+            )
         for name in ("temperature", "timestep", "tdamp", "pdamp"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+                raise MdSettingError(name, f"{name} must be a positive number, got {value!r}")
         if not isinstance(self.pressure, int | float) or not math.isfinite(self.pressure):
-            raise ValueError(f"pressure must be a number (bar), got {self.pressure!r}")
+            raise MdSettingError("pressure", f"pressure must be a number (bar), got {self.pressure!r}")
+        for name, (bound, unit) in MD_BOUNDS.items():
+            value = getattr(self, name)
+            if abs(value) > bound:
+                raise MdSettingError(name, f"{name} {value} is beyond {bound:g} {unit}: check the unit")
         for name in ("steps", "sampling_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise MdSettingError(name, f"{name} must be a positive integer, got {value!r}")
         if self.sampling_interval > self.steps:
-            raise ValueError(f"sampling_interval {self.sampling_interval} is longer than the run ({self.steps} steps)")
+            raise MdSettingError(
+                "sampling_interval",
+                f"sampling_interval {self.sampling_interval} is longer than the run ({self.steps} steps)",
+            )
 
     @property
     def expected_frames(self) -> int:

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from aiida_perovskite.analysis.lammps_io import ENSEMBLES
+from aiida_perovskite.analysis.lammps_io import MdSettingError, MdSettings
 from aiida_perovskite.analysis.model_deviation import SELECTION_MODES
 from aiida_perovskite.analysis.model_files import BACKENDS
-from aiida_perovskite.loop.schedule import STAGE_KEYS
+from aiida_perovskite.loop.schedule import STAGE_KEYS, STAGE_MD_KEYS
 from aiida_perovskite.protocols import available_protocols, load_protocol, recursive_merge
 from aiida_perovskite.structures import PHASES, parent_cell, parse_composition
 from aiida_perovskite.structures.composition import CompositionError
@@ -69,6 +69,14 @@ LABELING_KEYS = (
 ANALYSIS_KEYS = ("phase_diagram", "polarization")
 PHASE_DIAGRAM_KEYS = ("structure", "repeat", "temperatures", "mode", "pressure", "md")
 POLARIZATION_KEYS = ("temperatures", "settings")
+
+
+NODE_LABEL_LENGTH = 255  # AiiDA's label and link-label columns (varchar(255) on PostgreSQL)
+SYSTEM_NAME_LENGTH = 64  # a system name is one part of composite link labels
+# Every explored frame of a system may be labeled: no labeling engine handles frames much larger than this.
+MAX_LABELED_ATOMS = 5000
+# The analysed MD holds whole frames in memory (24 MB per frame and million atoms for positions alone).
+MAX_MD_ATOMS = 2_000_000
 
 
 class CampaignError(ValueError):
@@ -235,9 +243,11 @@ def _known(values: Mapping, allowed: tuple[str, ...], key: str) -> None:
             raise CampaignError(f"{key}.{name}" if key else str(name), f"unknown key; {hint}")
 
 
-def _string(value: Any, key: str) -> str:
+def _string(value: Any, key: str, max_length: int = NODE_LABEL_LENGTH) -> str:
     if not isinstance(value, str) or not value.strip():
         raise CampaignError(key, f"expected a non-empty string, got {value!r}")
+    if len(value) > max_length:
+        raise CampaignError(key, f"{len(value)} characters; at most {max_length} (the database column), shorten it")
     return value
 
 
@@ -277,11 +287,14 @@ def _systems(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, SystemSpec],
             raise CampaignError(
                 key, "system names use letters, digits and single '_' (they become AiiDA link labels), e.g. BTO_T"
             )
+        _string(name, key, SYSTEM_NAME_LENGTH)
         _mapping(spec, key, "give structure (and optionally repeat, stages, trust)")
         _known(spec, SYSTEM_KEYS, key)
         if "structure" not in spec:
             raise CampaignError(f"{key}.structure", f"missing; give one of {', '.join(STRUCTURE_SOURCES)}")
-        systems[name] = _structure(name, spec["structure"], spec.get("repeat", [1, 1, 1]), key, base_dir)
+        systems[name] = _structure(
+            name, spec["structure"], spec.get("repeat", [1, 1, 1]), key, base_dir, MAX_LABELED_ATOMS
+        )
         if "stages" in spec:
             stages[name] = spec["stages"]
         if "trust" in spec:
@@ -291,7 +304,7 @@ def _systems(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, SystemSpec],
     return systems, stages, trust
 
 
-def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.Path) -> SystemSpec:
+def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.Path, max_atoms: int) -> SystemSpec:
     key = f"{key}.structure"
     _mapping(value, key, f"give one of {', '.join(STRUCTURE_SOURCES)}")
     _known(value, STRUCTURE_KEYS, key)
@@ -337,7 +350,25 @@ def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.P
                 parent_cell(spec.value, spec.phase, spec.lattice_constant, spec.c_over_a, spec.angle, spec.displacement)
             except ValueError as exc:
                 raise CampaignError(key, str(exc)) from exc
+    atoms = _cell_atoms(spec, base_dir, f"{key}.file") * math.prod(spec.repeat)
+    if atoms > max_atoms:
+        raise CampaignError(
+            f"{key[: -len('.structure')]}.repeat",
+            f"{atoms} atoms; at most {max_atoms} here (see the campaigns guide), use a smaller repeat",
+        )
     return spec
+
+
+def _cell_atoms(spec: SystemSpec, base_dir: pathlib.Path, key: str) -> int:
+    """Atoms in the cell that ``repeat`` repeats: a structure file's, or the 5-atom perovskite cell."""
+    if spec.source != "file":
+        return 5
+    from ase.io import read
+
+    try:
+        return len(read(base_dir / str(spec.value)))
+    except Exception as exc:  # ASE raises many kinds for an unreadable file
+        raise CampaignError(key, f"ASE cannot read {spec.value}: {exc}") from exc
 
 
 def _stages(value: Any, key: str) -> list[dict]:
@@ -363,24 +394,31 @@ def _stages(value: Any, key: str) -> list[dict]:
             raise CampaignError(f"{where}.pressures", f"give a non-empty list of pressures in bar, got {pressures!r}")
         for p_index, pressure in enumerate(pressures):
             _number(pressure, f"{where}.pressures[{p_index}]", positive=False)
-        if stage["ensemble"] not in ENSEMBLES:
-            raise CampaignError(
-                f"{where}.ensemble", f"unknown ensemble {stage['ensemble']!r}; choose one of {', '.join(ENSEMBLES)}"
-            )
-        steps = _integer(stage["steps"], f"{where}.steps", minimum=1)
-        interval = _integer(stage["sampling_interval"], f"{where}.sampling_interval", minimum=1)
-        if interval > steps:
-            raise CampaignError(f"{where}.sampling_interval", f"{interval} is longer than the run ({steps} steps)")
+        _integer(stage["steps"], f"{where}.steps", minimum=1)
+        _integer(stage["sampling_interval"], f"{where}.sampling_interval", minimum=1)
+        _md_settings(stage, temperatures, pressures, where)
         _integer(stage["max_iterations"], f"{where}.max_iterations", minimum=1)
-        for name in ("timestep", "tdamp", "pdamp"):
-            if name in stage:
-                _number(stage[name], f"{where}.{name}")
         if "accurate_fraction" in stage:
             _fraction(stage["accurate_fraction"], f"{where}.accurate_fraction")
         if "max_force_rmse" in stage:
             _number(stage["max_force_rmse"], f"{where}.max_force_rmse")
         stages.append({**stage, "pressures": pressures})
     return stages
+
+
+def _md_settings(stage: Mapping, temperatures: list, pressures: list, where: str) -> None:
+    """Every MD run of a stage checked by the one definition of MD settings (bounds included)."""
+    md = {key: stage[key] for key in STAGE_MD_KEYS if key in stage and key not in ("temperatures", "pressures")}
+    for t_index, temperature in enumerate(temperatures):
+        for p_index, pressure in enumerate(pressures):
+            try:
+                MdSettings(temperature=temperature, pressure=pressure, **md)
+            except MdSettingError as error:
+                key = {
+                    "temperature": f"{where}.temperatures[{t_index}]",
+                    "pressure": f"{where}.pressures[{p_index}]",
+                }.get(error.setting, f"{where}.{error.setting}")
+                raise CampaignError(key, str(error)) from error
 
 
 def _trust(value: Any, key: str) -> dict[str, float]:
@@ -553,7 +591,9 @@ def _analysis(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, Any], Syste
     for required in ("structure", "temperatures", "md"):
         if required not in diagram:
             raise CampaignError(f"{key}.{required}", "missing")
-    structure = _structure("phase_diagram", diagram["structure"], diagram.get("repeat", [1, 1, 1]), key, base_dir)
+    structure = _structure(
+        "phase_diagram", diagram["structure"], diagram.get("repeat", [1, 1, 1]), key, base_dir, MAX_MD_ATOMS
+    )
     temperatures = diagram["temperatures"]
     mode = diagram.get("mode", "heating")
     if not isinstance(temperatures, list):

@@ -14,6 +14,7 @@ from aiida_perovskite.structures.composition import SiteComposition, parse_compo
 
 __all__ = (
     "BCTS_GRID",
+    "CELL_BOUNDS",
     "LATTICE_DEFAULTS",
     "PHASES",
     "SolidSolution",
@@ -38,6 +39,9 @@ LATTICE_DEFAULTS = {
 }
 PHASES = {"cubic": None, "tetragonal": "001", "orthorhombic": "011", "rhombohedral": "111"}
 # Fractional positions of the 5-atom cell: A at the corner, B at the centre, O at the face centres.
+# Pseudocubic cell parameters of any perovskite lie well inside these: a value outside is a unit slip or a typo.
+CELL_BOUNDS = {"a": (2.5, 8.0, "Å"), "c_over_a": (0.8, 1.3, ""), "angle": (60.0, 120.0, "degrees")}
+
 FRACTIONAL = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]])
 
 # The BCTS preset: Ba(1-y)Ca(y)Ti(1-x)Sn(x)O3 on the 3 x 3 grid x, y in {0, 0.125, 0.25} plus the critical
@@ -86,6 +90,11 @@ def parent_cell(
         raise ValueError(f"{composition.formula()} is a solid solution: use solid_solution() for supercells")
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+    for name, value in (("a", a), ("c_over_a", c_over_a), ("angle", angle)):
+        low, high, unit = CELL_BOUNDS[name]
+        if value is not None and not low <= value <= high:
+            label = "lattice constant" if name == "a" else name
+            raise ValueError(f"{label} {value} is outside [{low:g}, {high:g}] {unit}".rstrip())
     (a_element,), (b_element,) = composition.a_site, composition.b_site
     defaults = LATTICE_DEFAULTS.get(f"{a_element}{b_element}O3", {})
     a = a if a is not None else defaults.get("a") or default_lattice_constant(composition)

@@ -38,10 +38,12 @@ def validate_conditions(conditions: orm.Dict, _) -> str | None:
     if not pressures or any(not isinstance(p, int | float) for p in pressures):
         return f"conditions.pressures must be a non-empty list of numbers (bar), got {pressures!r}"
     md = {key: value for key, value in values.items() if key not in ("temperatures", "pressures")}
-    try:
-        MdSettings.from_dict({**md, "temperature": temperatures[0], "pressure": pressures[0]})
-    except (TypeError, ValueError) as exc:
-        return f"conditions: {exc}"
+    for temperature in temperatures:
+        for pressure in pressures:
+            try:
+                MdSettings.from_dict({**md, "temperature": temperature, "pressure": pressure})
+            except (TypeError, ValueError) as exc:
+                return f"conditions: {exc}"
     return None
 
 
