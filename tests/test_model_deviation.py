@@ -113,3 +113,22 @@ def test_model_devi_file_with_cut_last_line():
     assert table["step"].tolist() == [0, 10]
     assert np.isnan(table["max_devi_f"][1])
     assert classify(table["max_devi_f"], LEVELS).tolist() == [ACCURATE, FAILED]
+
+
+def test_a_new_selection_strategy_is_one_class_and_one_entry(monkeypatch):
+    """A strategy registered in SELECTORS is chosen by name, with its own pool."""
+    from aiida_perovskite.analysis import model_deviation as md
+
+    class LowestDeviation(md.RandomCandidates):
+        name = "min_deviation"
+
+        def pick(self, pool, deviations, max_count, seed):
+            return pool[np.argsort(np.asarray(deviations)[pool])[:max_count]]
+
+    monkeypatch.setitem(md.SELECTORS, "min_deviation", LowestDeviation())
+    deviations = np.array([0.05, 0.3, 0.2, 0.4, 0.25])
+    classes = md.classify(deviations, md.TrustLevels(0.1, 0.5))
+    pool = md.selector("min_deviation").pool(classes, deviations)
+    assert pool.tolist() == [1, 2, 3, 4]  # the candidates, not the accurate frame 0
+    assert md.choose(pool, deviations, 2, "min_deviation", seed=None).tolist() == [2, 4]
+    assert md.selector("uniform").pool(classes, deviations).tolist() == [0, 1, 2, 3, 4]

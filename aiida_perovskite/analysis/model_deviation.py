@@ -8,7 +8,9 @@ above the upper one; NaN or infinite deviations are failed, never accurate.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,20 +22,19 @@ __all__ = (
     "FAILED",
     "SANITY_DEFAULTS",
     "SELECTION_MODES",
+    "SELECTORS",
+    "Selector",
     "TrustLevels",
     "choose",
     "classify",
     "force_deviation",
     "parse_model_devi",
     "sanity_mask",
+    "selector",
     "summarise",
 )
 
 ACCURATE, CANDIDATE, FAILED = 0, 1, 2
-# random: among the candidates (between the trust levels); max_deviation: the candidates with the highest deviation;
-# uniform: among all explored frames that pass the sanity filter, deviations ignored (naive sampling, the baseline
-# that bench/label_efficiency.py compares the loop's selection with).
-SELECTION_MODES = ("random", "max_deviation", "uniform")
 CLASS_NAMES = {ACCURATE: "accurate", CANDIDATE: "candidate", FAILED: "failed"}
 # The candidate filter of `sanity_mask`: shortest distance (Å), cell skew, volume change from the run's start.
 SANITY_DEFAULTS = {"min_distance": 0.8, "max_skew": 0.5, "max_volume_change": 0.2}
@@ -95,25 +96,72 @@ def classify(force_devi: np.ndarray, levels: TrustLevels, virial_devi: np.ndarra
     return classes
 
 
-def choose(candidates: np.ndarray, deviations: np.ndarray, max_count: int, mode: str, seed: int | None) -> np.ndarray:
-    """Pick at most ``max_count`` of the ``candidates`` (indices); returned sorted.
+class Selector(abc.ABC):
+    """A selection strategy (as DPGEN2's selectors): the frames it chooses from and how it picks among them.
+    A new strategy is a subclass with a ``name`` and an entry in :data:`SELECTORS`."""
 
-    ``random`` and ``uniform``: uniformly without replacement with ``numpy.random.default_rng(seed)``;
-    ``max_deviation``: the ones with the highest deviation (ties broken by index).
-    """
+    name: ClassVar[str]
+
+    def pool(self, classes: np.ndarray, deviations: np.ndarray) -> np.ndarray:
+        """Indices of the frames to choose from (before the sanity filter): the candidates."""
+        return np.flatnonzero(np.asarray(classes) == CANDIDATE)
+
+    @abc.abstractmethod
+    def pick(self, pool: np.ndarray, deviations: np.ndarray, max_count: int, seed: int | None) -> np.ndarray:
+        """``max_count`` of the ``pool`` (fewer than it holds)."""
+
+
+class RandomCandidates(Selector):
+    """Uniformly among the candidates (between the trust levels): the loop's default."""
+
+    name = "random"
+
+    def pick(self, pool, deviations, max_count, seed):
+        if seed is None:
+            raise ValueError("random selection needs an explicit seed")
+        return np.random.default_rng(seed).choice(pool, size=max_count, replace=False)
+
+
+class HighestDeviation(RandomCandidates):
+    """The candidates with the highest deviation (ties broken by index)."""
+
+    name = "max_deviation"
+
+    def pick(self, pool, deviations, max_count, seed):
+        order = np.lexsort((pool, -np.asarray(deviations, dtype=float)[pool]))
+        return pool[order[:max_count]]
+
+
+class UniformFrames(RandomCandidates):
+    """Uniformly among every explored frame with a finite deviation, deviations otherwise ignored: naive
+    sampling, the baseline bench/label_efficiency.py compares the loop's selection with."""
+
+    name = "uniform"
+
+    def pool(self, classes, deviations):
+        return np.flatnonzero(np.isfinite(np.asarray(deviations, dtype=float)))
+
+
+SELECTORS: dict[str, Selector] = {cls.name: cls() for cls in (RandomCandidates, HighestDeviation, UniformFrames)}
+SELECTION_MODES = tuple(SELECTORS)
+
+
+def selector(mode: str) -> Selector:
+    """The selection strategy called ``mode``."""
+    if mode not in SELECTORS:
+        raise ValueError(f"unknown selection mode {mode!r}; choose one of {', '.join(SELECTION_MODES)}")
+    return SELECTORS[mode]
+
+
+def choose(candidates: np.ndarray, deviations: np.ndarray, max_count: int, mode: str, seed: int | None) -> np.ndarray:
+    """At most ``max_count`` of the ``candidates`` (indices) by the strategy ``mode``, sorted."""
+    strategy = selector(mode)
     candidates = np.asarray(candidates, dtype=int)
     if max_count < 0:
         raise ValueError(f"max_count must not be negative, got {max_count}")
     if candidates.size <= max_count:
         return np.sort(candidates)
-    if mode in ("random", "uniform"):
-        if seed is None:
-            raise ValueError("random selection needs an explicit seed")
-        return np.sort(np.random.default_rng(seed).choice(candidates, size=max_count, replace=False))
-    if mode == "max_deviation":
-        order = np.lexsort((candidates, -np.asarray(deviations, dtype=float)[candidates]))
-        return np.sort(candidates[order[:max_count]])
-    raise ValueError(f"unknown selection mode {mode!r}; choose one of {', '.join(SELECTION_MODES)}")
+    return np.sort(strategy.pick(candidates, deviations, max_count, seed))
 
 
 def sanity_mask(

@@ -10,15 +10,15 @@ from aiida_perovskite.analysis.model_deviation import (
     ACCURATE,
     CANDIDATE,
     FAILED,
-    SELECTION_MODES,
     TrustLevels,
     choose,
     classify,
     sanity_mask,
+    selector,
     summarise,
 )
 
-__all__ = ("SELECTION_MODES", "parse_trust", "select_candidates")
+__all__ = ("parse_trust", "select_candidates")
 
 
 def parse_trust(trust: dict, system: str) -> TrustLevels:
@@ -79,9 +79,7 @@ def select_candidates(
         pair_array = np.array(pairs, dtype=int).reshape(-1, 2)
 
         cells, positions, symbols, references = _gather_frames(frames, pair_array.shape[0])
-        candidate_rows = np.flatnonzero(classes_all == CANDIDATE)
-        # the frames the mode chooses from: candidates, or (uniform) every frame with a finite deviation
-        pool_rows = np.flatnonzero(np.isfinite(deviation_all)) if mode.value == "uniform" else candidate_rows
+        pool_rows = selector(mode.value).pool(classes_all, deviation_all)
         passing = sanity_mask(
             cells[pool_rows],
             positions[pool_rows],
@@ -108,7 +106,7 @@ def select_candidates(
         indices = orm.ArrayData()
         for name, rows in (
             ("accurate", np.flatnonzero(classes_all == ACCURATE)),
-            ("candidate", candidate_rows),
+            ("candidate", np.flatnonzero(classes_all == CANDIDATE)),
             ("failed", np.flatnonzero(classes_all == FAILED)),
             ("filtered_out", filtered_rows),
             ("selected", chosen),

@@ -6,9 +6,9 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from aiida_perovskite.analysis.lammps_io import MdSettings
-from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
+from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS, SELECTION_MODES
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
-from aiida_perovskite.calcfunctions.select_candidates import SELECTION_MODES, parse_trust, select_candidates
+from aiida_perovskite.calcfunctions.select_candidates import parse_trust, select_candidates
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
 from aiida_perovskite.data import DeepPotentialData
