@@ -151,6 +151,11 @@ INVALID = [
     (changed("systems.BaTiO3.structure.lattice_constant", 40.0), "systems.BaTiO3.structure", "outside [2.5, 8] Å"),
     (changed("systems.BaTiO3.repeat", [20, 20, 20]), "systems.BaTiO3.repeat", "40000 atoms; at most 5000"),
     (changed("name", "x" * 300), "name", "at most 255"),
+    (
+        changed("training.overrides", {"paramters": {}}),
+        "training.overrides",
+        "unknown override key 'paramters' for deepmd_train: did you mean 'parameters'?",
+    ),
     (changed("systems", {"B" * 70: {"structure": {"perovskite": "BaTiO3"}}}), "systems." + "B" * 70, "at most 64"),
     (changed("stages.[0].max_iterations", delete=True), "stages[0].max_iterations", "missing"),
     (changed("stages", []), "stages", "non-empty list"),

@@ -504,6 +504,12 @@ def _check_protocol(section: dict, key: str, workflow: str) -> None:
         raise CampaignError(
             f"{key}.protocol", f"unknown protocol {section['protocol']!r}; choose one of {', '.join(protocols)}"
         )
+    overrides = section.get("overrides")
+    if isinstance(overrides, Mapping):
+        try:
+            load_protocol(workflow, section.get("protocol"), overrides)
+        except ValueError as error:
+            raise CampaignError(f"{key}.overrides", str(error)) from error
 
 
 def _training(section: dict) -> None:

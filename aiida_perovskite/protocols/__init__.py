@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -36,10 +37,16 @@ def recursive_merge(base: Mapping[str, Any], update: Mapping[str, Any] | None) -
 
 
 def load_protocol(name: str, protocol: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
-    """Default inputs of ``<name>.yaml`` merged with ``protocol`` and then with ``overrides``."""
+    """Default inputs of ``<name>.yaml`` merged with ``protocol`` and then with ``overrides``, whose top-level keys
+    must be keys of the protocol file (a misspelt override would otherwise be ignored silently)."""
     data = _read(name)
     protocol = protocol or data["default_protocol"]
     if protocol not in data["protocols"]:
         raise ValueError(f"unknown protocol {protocol!r} for {name}; choose one of {', '.join(data['protocols'])}")
     chosen = {key: value for key, value in data["protocols"][protocol].items() if key != "description"}
+    known = set(data["default_inputs"]).union(*(set(p) - {"description"} for p in data["protocols"].values()))
+    for key in sorted(set(overrides or {}) - known):
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown override key {key!r} for {name}: {hint}the keys are {', '.join(sorted(known))}")
     return recursive_merge(recursive_merge(data["default_inputs"], chosen), overrides)
