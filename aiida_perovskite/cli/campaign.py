@@ -467,7 +467,8 @@ def export(pk: int, directory: pathlib.Path, fmt: str, chosen: tuple[str, ...], 
 def relabel_command(pk: int, overrides: pathlib.Path | None, timeout: float) -> None:
     """Re-run the failed labeling jobs of a campaign (finished work is kept) and write an updated training set.
 
-    Continue the campaign from it with `campaign submit FILE --training-set PK`.
+    The daemon runs it as a RelabelWorkChain (stage 'relabel' of the campaign), so the recovered frames trace
+    back to it. Continue the campaign from the updated set with `campaign submit FILE --training-set PK`.
 
     \b
     Example: as they were, then CP2K jobs with more SCF steps, overrides.yaml holding
@@ -492,9 +493,12 @@ def relabel_command(pk: int, overrides: pathlib.Path | None, timeout: float) -> 
         def progress(finished: int, total: int) -> None:
             bar.update(task, completed=finished, total=total, description=f"{finished} of {total} job(s) finished")
 
-        updated, recovered, still_failed = relabel_campaign(
-            node, values, timeout=timeout, report=report, progress=progress
-        )
+        try:
+            updated, recovered, still_failed = relabel_campaign(
+                node, values, timeout=timeout, report=report, progress=progress
+            )
+        except (RuntimeError, TimeoutError) as error:
+            raise click.ClickException(str(error)) from error
     click.echo(f"recovered {recovered} frame(s); {len(still_failed)} still failing")
     for name, job in sorted(still_failed.items()):
         click.echo(f"  {name}: {job.process_label}<{job.pk}> exit {job.exit_status} {job.exit_message or ''}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiida import orm
 from aiida.common.links import LinkType
-from aiida.engine import submit
+from aiida.engine import WorkChain, submit
 
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, merge_training_sets
 from aiida_perovskite.data import TrainingSetData
@@ -16,7 +16,15 @@ from aiida_perovskite.engines import get_engine
 from aiida_perovskite.tags import campaign_processes
 from aiida_perovskite.workflows.label import label_source_of
 
-__all__ = ("apply_overrides", "failed_frames", "relabel", "relabel_campaign", "rerun_failed")
+__all__ = (
+    "RelabelWorkChain",
+    "apply_overrides",
+    "failed_frames",
+    "failed_jobs",
+    "relabel",
+    "relabel_campaign",
+    "run_relabel",
+)
 
 
 def failed_frames(label: orm.WorkChainNode) -> dict[str, orm.ProcessNode]:
@@ -52,55 +60,124 @@ def apply_overrides(builder, overrides: Mapping[str, Any] | None) -> None:
             builder[key] = value
 
 
-def rerun_failed(
-    label: orm.WorkChainNode,
+class RelabelWorkChain(WorkChain):
+    """Label again the failed frames of labeling steps -- one retry per failed job, built from its
+    ``get_builder_restart()`` with ``overrides``; jobs that finished are not run again -- and merge what they
+    recover into ``training_set``. The relabel is itself a process, so the recovered frames trace back to it."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "failed",
+            valid_type=orm.Dict,
+            help="{LabelWorkChain UUID: {failed job UUID: [frame names]}}, as failed_jobs() finds them.",
+        )
+        spec.input("training_set", valid_type=TrainingSetData, required=False, help="The set the frames join.")
+        spec.input("overrides", valid_type=orm.Dict, required=False, help="Input overrides of the retries.")
+        spec.outline(cls.submit_retries, cls.collect)
+        spec.output(
+            "training_set",
+            valid_type=TrainingSetData,
+            required=False,
+            help="training_set with the recovered frames (absent if neither has a frame).",
+        )
+
+    def submit_retries(self):
+        overrides = self.inputs.overrides.get_dict() if "overrides" in self.inputs else None
+        self.ctx.retries = []
+        for label_uuid, jobs in sorted(self.inputs.failed.get_dict().items()):
+            engine = get_engine(orm.load_node(label_uuid).inputs.engine.value)
+            for job_uuid, names in sorted(jobs.items()):
+                node = orm.load_node(job_uuid)
+                builder = engine.restart_builder(node, names)
+                apply_overrides(builder, overrides)
+                retry = self.submit(builder)
+                retry.base.extras.set_many(
+                    {
+                        **node.base.extras.all,
+                        "frames": names,
+                        "relabel_of": node.uuid,
+                        "relabel_of_workflow": label_uuid,
+                    }
+                )
+                key = f"retry_{len(self.ctx.retries)}"
+                self.to_context(**{key: retry})
+                self.ctx.retries.append((key, label_uuid, names))
+        self.report(f"labeling {sum(len(names) for *_, names in self.ctx.retries)} frame(s) again")
+
+    def collect(self):
+        recovered = []
+        for label_uuid in dict.fromkeys(uuid for _, uuid, _ in self.ctx.retries):
+            label = orm.load_node(label_uuid)
+            engine = get_engine(label.inputs.engine.value)
+            labels: dict[str, orm.Data] = {}
+            for key, _, names in (retry for retry in self.ctx.retries if retry[1] == label_uuid):
+                node = self.ctx[key]
+                labeled, failed = engine.outcomes(node, names)
+                if failed:
+                    self.report(f"{node.process_label}<{node.pk}> failed again for {', '.join(failed)}")
+                for name, outputs in labeled.items():
+                    labels[f"structure__{name}"] = _labeled_structure(node, name)
+                    labels.update({f"{output}__{name}": value for output, value in outputs.items()})
+            if labels:
+                source = label_source_of(label.base.links.get_incoming(link_type=LinkType.INPUT_WORK).nested())
+                recovered.append(
+                    assemble_training_set(engine=label.inputs.engine, label_source=orm.Dict(source), **labels)
+                )
+        sets = {"previous": self.inputs.training_set} if "training_set" in self.inputs else {}
+        if len(recovered) == 1:
+            sets["recovered"] = recovered[0]
+        else:
+            sets.update({f"recovered_{index:04d}": data for index, data in enumerate(recovered)})
+        if len(sets) > 1:
+            self.out("training_set", merge_training_sets(**sets))
+        elif sets:
+            self.out("training_set", next(iter(sets.values())))
+
+
+def failed_jobs(labels: list[orm.WorkChainNode]) -> dict[str, dict[str, list[str]]]:
+    """The ``failed`` input of a RelabelWorkChain for these LabelWorkChains: their failed frames by job."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for label in labels:
+        for name, node in sorted(failed_frames(label).items()):
+            found.setdefault(label.uuid, {}).setdefault(node.uuid, []).append(name)
+    return found
+
+
+def run_relabel(
+    failed: dict[str, dict[str, list[str]]],
+    training_set: TrainingSetData | None,
     overrides: Mapping[str, Any] | None = None,
     timeout: float = 24 * 3600,
     poll: float = 2.0,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[TrainingSetData | None, dict[str, orm.ProcessNode]]:
-    """Label again every failed frame of ``label``: one process per failed process (a teacher batch is re-run
-    with its failed frames only), built from ``get_builder_restart()`` with ``overrides``, through the daemon.
-    ``progress(finished, total)`` is told the number of finished retries while waiting.
-    Returns the frames recovered (None if none) and, per frame that failed again, its process."""
-    engine = get_engine(label.inputs.engine.value)
-    by_job: dict[int, list[str]] = {}
-    jobs = {}
-    for name, node in failed_frames(label).items():
-        by_job.setdefault(node.pk, []).append(name)
-        jobs[node.pk] = node
-    retries = []
-    for pk, names in by_job.items():
-        node = jobs[pk]
-        builder = engine.restart_builder(node, names)
-        apply_overrides(builder, overrides)
-        retry = submit(builder)
-        extras = {**node.base.extras.all, "frames": names, "relabel_of": node.uuid, "relabel_of_workflow": label.uuid}
-        retry.base.extras.set_many(extras)
-        retries.append((retry, names))
+    extras: Mapping[str, Any] | None = None,
+) -> orm.WorkChainNode:
+    """Submit a RelabelWorkChain to the daemon and wait for it; ``progress(finished, total)`` hears of the
+    retries."""
+    builder = RelabelWorkChain.get_builder()
+    builder.failed = orm.Dict(failed)
+    if training_set is not None:
+        builder.training_set = training_set
+    if overrides:
+        builder.overrides = orm.Dict(dict(overrides))
+    node = submit(builder)
+    node.base.extras.set_many({**(extras or {}), "stage": "relabel"})
+    total = sum(len(jobs) for jobs in failed.values())
     deadline = time.monotonic() + timeout
-    while True:
-        finished = sum(node.is_terminated for node, _ in retries)
+    while not node.is_terminated:
         if progress is not None:
-            progress(finished, len(retries))
-        if finished == len(retries):
-            break
+            progress(
+                sum(child.is_terminated for child in node.called if child.process_label != "assemble_training_set"),
+                total,
+            )
         if time.monotonic() > deadline:
-            raise TimeoutError(f"relabeling jobs still running after {timeout} s: {[n.pk for n, _ in retries]}")
+            raise TimeoutError(f"RelabelWorkChain<{node.pk}> still running after {timeout} s")
         time.sleep(poll)
-
-    labels: dict[str, orm.Data] = {}
-    still_failed: dict[str, orm.ProcessNode] = {}
-    for node, names in retries:
-        labeled, failed = engine.outcomes(node, names)
-        still_failed.update({name: node for name in failed})
-        for name, outputs in labeled.items():
-            labels[f"structure__{name}"] = _labeled_structure(node, name)
-            labels.update({f"{key}__{name}": value for key, value in outputs.items()})
-    if not labels:
-        return None, still_failed
-    source = orm.Dict(label_source_of(label.base.links.get_incoming(link_type=LinkType.INPUT_WORK).nested()))
-    return assemble_training_set(engine=label.inputs.engine, label_source=source, **labels), still_failed
+    if not node.is_finished_ok:
+        raise RuntimeError(f"RelabelWorkChain<{node.pk}> failed: {node.exit_status} {node.exit_message or ''}")
+    return node
 
 
 def relabel(
@@ -109,18 +186,17 @@ def relabel(
     timeout: float = 24 * 3600,
     poll: float = 2.0,
 ) -> tuple[TrainingSetData | None, dict[str, orm.ProcessNode]]:
-    """``rerun_failed`` and merge the recovered frames with the earlier successes of ``label``.
+    """Label the failed frames of ``label`` again (a RelabelWorkChain) and merge them with its earlier successes.
 
-    Returns the merged TrainingSetData (None if nothing was ever labeled) and the jobs that failed again.
+    Returns the merged TrainingSetData (None if nothing was ever labeled) and, per frame that failed again, the
+    retry that failed.
     """
-    recovered, still_failed = rerun_failed(label, overrides, timeout, poll)
-    sets = {"previous": label.outputs.training_set} if "training_set" in label.outputs else {}
-    if recovered is not None:
-        sets["recovered"] = recovered
-    if not sets:
-        return None, still_failed
-    merged = merge_training_sets(**sets) if len(sets) > 1 else next(iter(sets.values()))
-    return merged, still_failed
+    previous = label.outputs.training_set if "training_set" in label.outputs else None
+    failed = failed_jobs([label])
+    if not failed:
+        return previous, {}
+    node = run_relabel(failed, previous, overrides, timeout, poll, extras=_campaign_tags(label))
+    return node.outputs.training_set if "training_set" in node.outputs else None, failed_frames(label)
 
 
 def relabel_campaign(
@@ -131,34 +207,39 @@ def relabel_campaign(
     report: Callable[[str], None] = print,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[TrainingSetData | None, int, dict[str, orm.ProcessNode]]:
-    """Re-run the failed labeling jobs of every labeling step of a campaign (jobs that finished are not run
-    again) and merge the recovered frames into the campaign's training set.
+    """Label again the failed frames of every labeling step of a campaign (one RelabelWorkChain) and merge the
+    recovered frames into the campaign's training set.
 
-    Returns the updated training set (None if nothing was recovered), the number of recovered frames and the
-    jobs that failed again. ``report`` gets a line per labeling step, ``progress`` as in ``rerun_failed``.
+    Returns the updated training set (None if nothing was recovered), the number of recovered frames and, per
+    ``"<label PK>:<frame>"``, the retry that failed again. ``report`` gets a line per labeling step.
     """
-
-    recovered_sets: dict[str, TrainingSetData] = {}
-    still_failed: dict[str, orm.ProcessNode] = {}
-    for index, label in enumerate(campaign_processes(campaign)):
-        if label.process_label != "LabelWorkChain":
-            continue
-        failed = failed_frames(label)
-        if not failed:
-            continue
-        report(
-            f"LabelWorkChain<{label.pk}> (iteration {label.base.extras.get('iteration', '?')}): labeling "
-            f"{len(failed)} failed frame(s) again"
-        )
-        recovered, failed = rerun_failed(label, overrides, timeout, poll, progress)
-        still_failed.update({f"{label.pk}:{name}": node for name, node in failed.items()})
-        if recovered is not None:
-            recovered_sets[f"recovered_{index:04d}"] = recovered
-    if not recovered_sets:
+    labels = [node for node in campaign_processes(campaign) if node.process_label == "LabelWorkChain"]
+    failed = failed_jobs(labels)
+    for label in labels:
+        if label.uuid in failed:
+            count = sum(len(names) for names in failed[label.uuid].values())
+            report(
+                f"LabelWorkChain<{label.pk}> (iteration {label.base.extras.get('iteration', '?')}): labeling "
+                f"{count} failed frame(s) again"
+            )
+    if not failed:
+        return None, 0, {}
+    base = campaign.outputs.training_set if "training_set" in campaign.outputs else None
+    node = run_relabel(failed, base, overrides, timeout, poll, progress, extras=_campaign_tags(campaign))
+    still_failed = {
+        f"{label.pk}:{name}": job
+        for label in labels
+        if label.uuid in failed
+        for name, job in failed_frames(label).items()
+    }
+    if "training_set" not in node.outputs or (base is not None and node.outputs.training_set.uuid == base.uuid):
         return None, 0, still_failed
-    count = sum(data.nframes for data in recovered_sets.values())
-    base = {"campaign": campaign.outputs.training_set} if "training_set" in campaign.outputs else {}
-    return merge_training_sets(**base, **recovered_sets), count, still_failed
+    updated = node.outputs.training_set
+    return updated, updated.nframes - (base.nframes if base is not None else 0), still_failed
+
+
+def _campaign_tags(node: orm.ProcessNode) -> dict[str, Any]:
+    return {key: value for key, value in node.base.extras.all.items() if key == "campaign"}
 
 
 def _labeled_structure(node: orm.ProcessNode, name: str) -> orm.StructureData:
