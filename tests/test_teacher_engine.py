@@ -343,6 +343,11 @@ def test_the_label_workchain_labels_batches_and_relabel_recovers_the_rejected_fr
     query = orm.QueryBuilder().append(orm.CalcJobNode, filters={"extras.relabel_of": jobs[1].uuid})
     (retry,) = query.all(flat=True)
     assert sorted(retry.inputs.structures) == ["strong_0"]  # the frames that batch labeled are not labeled again
+    relabel_node = merged.creator.caller  # the relabel is a process: retries and merge are its children
+    assert relabel_node.process_label == "RelabelWorkChain" and relabel_node.is_finished_ok
+    assert retry.caller.pk == relabel_node.pk and relabel_node.outputs.training_set.uuid == merged.uuid
+    retried = {jobs[1].uuid: ["strong_0"], jobs[2].uuid: ["strong_1"]}
+    assert relabel_node.inputs.failed.get_dict() == {node.uuid: retried}
 
 
 @pytest.mark.slow
