@@ -10,7 +10,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_perovskite.analysis.cages import CageError
-from aiida_perovskite.analysis.phases import PhaseCriteria, classify_lattice, classify_polar, transitions
+from aiida_perovskite.analysis.phases import UNCERTAIN, PhaseCriteria, classify_lattice, classify_polar, transitions
 from aiida_perovskite.analysis.polarization import LocalAnalysis
 
 __all__ = ("summarise_phase_map", "summarise_phases")
@@ -62,7 +62,7 @@ def summarise_phases(settings: orm.Dict, **runs: orm.Data) -> dict:
                 cells[0], positions[0], trajectory.symbols, values.get("a_elements"), values.get("b_elements")
             )
         except CageError as exc:  # the model destroyed the perovskite: say so instead of guessing a phase
-            row.update(phase="uncertain", note=f"no perovskite cages in the production frames: {exc}")
+            row.update(phase=UNCERTAIN, note=f"no perovskite cages in the production frames: {exc}")
             rows.append(row)
             continue
         polar = np.array(
@@ -104,10 +104,11 @@ def _plot(rows: list[dict]) -> orm.SinglefileData:
         errors = np.array([row["angles_error"][axis] for row in rows])
         bottom.errorbar(temperatures, values, yerr=errors, marker="s", label=name)
     for row, low, high in zip(rows, edges[:-1], edges[1:], strict=True):
-        top.text((low + high) / 2, 1.0, row["phase"], transform=top.get_xaxis_transform(), ha="center", va="bottom")
+        label = "?" if row["phase"] == UNCERTAIN else row["phase"]  # a long word would overlap its neighbours
+        top.text((low + high) / 2, 1.0, label, transform=top.get_xaxis_transform(), ha="center", va="bottom")
     top.set_ylabel("pseudocubic lattice constant (Å)")
     bottom.set_ylabel("cell angle (°)")
-    bottom.set_xlabel("temperature (K)")
+    bottom.set_xlabel("temperature (K);  ? = phase not resolved within the statistical errors")
     top.legend(fontsize="small")
     bottom.legend(fontsize="small")
     with tempfile.TemporaryDirectory() as tmp:
