@@ -9,6 +9,7 @@ import stat
 import numpy as np
 import pytest
 from aiida import orm
+from aiida.common.links import LinkType
 from aiida.engine import submit
 
 from aiida_perovskite.engines.cp2k.workchain import Cp2kLabelBaseWorkChain
@@ -153,7 +154,12 @@ def test_failures_above_tolerance_are_reported_and_relabel_recovers_them(daemon,
     assert still_failed == {}
     assert merged.nframes == 5
     assert failed_frames(node) == {}
-    assert {link.link_label for link in merged.creator.base.links.get_incoming().all()} == {"previous", "recovered"}
+    merge = merged.creator
+    assert {link.link_label for link in merge.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()} == {
+        "previous",
+        "recovered",
+    }
+    assert merge.caller.process_label == "RelabelWorkChain"  # the relabel is a process in the graph
 
 
 def test_init_data_labels_perturbed_batio3(daemon, aiida_localhost):
