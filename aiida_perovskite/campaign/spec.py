@@ -361,14 +361,17 @@ def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.P
 
 def _cell_atoms(spec: SystemSpec, base_dir: pathlib.Path, key: str) -> int:
     """Atoms in the cell that ``repeat`` repeats: a structure file's, or the 5-atom perovskite cell."""
-    if spec.source != "file":
-        return 5
+    return len(_read_file(spec, base_dir, key)) if spec.source == "file" else 5
+
+
+def _read_file(spec: SystemSpec, base_dir: pathlib.Path, key: str):
+    """The ASE Atoms of a structure file, or the error at ``key``."""
     from ase.io import read
 
     try:
-        return len(read(base_dir / str(spec.value)))
+        return read(base_dir / str(spec.value))
     except Exception as exc:  # ASE raises many kinds for an unreadable file
-        raise CampaignError(key, f"ASE cannot read {spec.value}: {exc}") from exc
+        raise CampaignError(key, f"ASE cannot read it: {exc}") from exc
 
 
 def _stages(value: Any, key: str) -> list[dict]:
@@ -631,12 +634,7 @@ def _analysis(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, Any], Syste
 
 def _elements_of(spec: SystemSpec, base_dir: pathlib.Path) -> set[str]:
     if spec.source == "file":
-        from ase.io import read
-
-        try:
-            return set(read(base_dir / str(spec.value)).get_chemical_symbols())
-        except Exception as exc:
-            raise CampaignError(f"systems.{spec.name}.structure.file", f"ASE cannot read it: {exc}") from exc
+        return set(_read_file(spec, base_dir, f"systems.{spec.name}.structure.file").get_chemical_symbols())
     composition = parse_composition(spec.value)
     return {*composition.a_site, *composition.b_site, composition.anion}
 
