@@ -120,6 +120,16 @@ def test_a_job_cancelled_before_the_training_started_is_cancelled_not_broken(par
     assert "at step 0 of 1000" in calc.exit_message
 
 
+@pytest.mark.parametrize("lcurve", ["", "0 1.0"])  # created but no header yet (seen with scancel under load)
+def test_a_job_cancelled_before_its_learning_curve_has_a_header_is_cancelled(parse, lcurve):
+    stderr = "slurmstepd: error: *** JOB 7 ON vm CANCELLED AT 2026-11-23T21:05:37 ***\n"
+    files = {"lcurve.out": lcurve, "input.json": written_input(steps=1000), "_scheduler-stderr.txt": stderr}
+    _, calc = parse(files)
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.status
+    _, calc = parse({key: value for key, value in files.items() if key != "_scheduler-stderr.txt"})
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_UNREADABLE_LEARNING_CURVE.status
+
+
 @pytest.fixture
 def base_workchain(dp_code):
     """A DeepmdTrainBaseWorkChain instance set up with fast-protocol inputs, not run."""

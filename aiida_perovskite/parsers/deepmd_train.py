@@ -35,6 +35,8 @@ class DeepmdTrainParser(Parser):
         try:
             curve = parse_learning_curve(retrieved.base.repository.get_object_content("lcurve.out"))
         except ValueError as exc:
+            if cancelled:  # cancelled before dp wrote the header: not a broken file
+                return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=0, total=self._numb_steps())
             return exit_codes.ERROR_UNREADABLE_LEARNING_CURVE.format(error=str(exc))
         self.out("learning_curve", _curve_node(curve))
 
