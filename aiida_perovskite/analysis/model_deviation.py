@@ -122,7 +122,7 @@ class RandomCandidates(Selector):
         return np.random.default_rng(seed).choice(pool, size=max_count, replace=False)
 
 
-class HighestDeviation(RandomCandidates):
+class HighestDeviation(Selector):
     """The candidates with the highest deviation (ties broken by index)."""
 
     name = "max_deviation"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import pathlib
 from collections.abc import Mapping
@@ -361,17 +362,24 @@ def _structure(name: str, value: Any, repeat: Any, key: str, base_dir: pathlib.P
 
 def _cell_atoms(spec: SystemSpec, base_dir: pathlib.Path, key: str) -> int:
     """Atoms in the cell that ``repeat`` repeats: a structure file's, or the 5-atom perovskite cell."""
-    return len(_read_file(spec, base_dir, key)) if spec.source == "file" else 5
+    return len(_file_symbols(spec, base_dir, key)) if spec.source == "file" else 5
 
 
-def _read_file(spec: SystemSpec, base_dir: pathlib.Path, key: str):
-    """The ASE Atoms of a structure file, or the error at ``key``."""
-    from ase.io import read
-
+def _file_symbols(spec: SystemSpec, base_dir: pathlib.Path, key: str) -> tuple[str, ...]:
+    """The chemical symbols of a structure file, or the error at ``key``."""
+    path = base_dir / str(spec.value)
     try:
-        return read(base_dir / str(spec.value))
+        return _read_symbols(str(path), path.stat().st_mtime_ns)
     except Exception as exc:  # ASE raises many kinds for an unreadable file
         raise CampaignError(key, f"ASE cannot read it: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _read_symbols(path: str, mtime_ns: int) -> tuple[str, ...]:
+    """Read once per file version: the check, the engine check and the builder all ask for the same file."""
+    from ase.io import read
+
+    return tuple(read(path).get_chemical_symbols())
 
 
 def _stages(value: Any, key: str) -> list[dict]:
@@ -634,7 +642,7 @@ def _analysis(value: Any, base_dir: pathlib.Path) -> tuple[dict[str, Any], Syste
 
 def _elements_of(spec: SystemSpec, base_dir: pathlib.Path) -> set[str]:
     if spec.source == "file":
-        return set(_read_file(spec, base_dir, f"systems.{spec.name}.structure.file").get_chemical_symbols())
+        return set(_file_symbols(spec, base_dir, f"systems.{spec.name}.structure.file"))
     composition = parse_composition(spec.value)
     return {*composition.a_site, *composition.b_site, composition.anion}
 

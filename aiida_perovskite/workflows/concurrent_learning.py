@@ -333,15 +333,17 @@ class ConcurrentLearningWorkChain(WorkChain):
         node = self.ctx.init_data
         if not node.is_finished_ok or "training_set" not in node.outputs:
             return self.exit_codes.ERROR_INIT_DATA_FAILED.format(message=_failure(node))
-        labeled = self._hold_out(node.outputs.training_set, self.ctx.seeds[-1])
-        self.ctx.training_set = (
-            labeled
-            if self.ctx.training_set is None
-            else merge_training_sets(
-                existing=self.ctx.training_set, labeled=labeled, allow_mixed_levels=self.inputs.allow_mixed_levels
-            )
+        self.ctx.training_set = self._merged(
+            self.ctx.training_set, self._hold_out(node.outputs.training_set, self.ctx.seeds[-1])
         )
         return None
+
+    def _merged(self, existing: TrainingSetData | None, labeled: TrainingSetData) -> TrainingSetData:
+        """``labeled`` added to ``existing`` (a new set, by merge_training_sets), or ``labeled`` if there is none."""
+        if existing is None:
+            return labeled
+        mixed = self.inputs.allow_mixed_levels
+        return merge_training_sets(existing=existing, labeled=labeled, allow_mixed_levels=mixed)
 
     def _hold_out(self, labeled: TrainingSetData, seed: orm.Int) -> TrainingSetData:
         """The part of freshly labeled frames that is trained on; the rest joins the held-out set."""
@@ -349,14 +351,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             return labeled
         split = split_training_set(labeled, self.inputs.held_out_fraction, seed)
         if "held_out" in split:
-            held = split["held_out"]
-            self.ctx.held_out = (
-                held
-                if self.ctx.held_out is None
-                else merge_training_sets(
-                    existing=self.ctx.held_out, labeled=held, allow_mixed_levels=self.inputs.allow_mixed_levels
-                )
-            )
+            self.ctx.held_out = self._merged(self.ctx.held_out, split["held_out"])
         return split["training"]
 
     def should_iterate(self):
@@ -523,11 +518,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             if "training_set" in labeling.outputs:
                 nodes["labeled"] = labeling.outputs.training_set
                 trained_on = self._hold_out(nodes["labeled"], self._iteration_seed(1 + len(self.inputs.structures)))
-                self.ctx.training_set = merge_training_sets(
-                    existing=self.ctx.training_set,
-                    labeled=trained_on,
-                    allow_mixed_levels=self.inputs.allow_mixed_levels,
-                )
+                self.ctx.training_set = self._merged(self.ctx.training_set, trained_on)
         gate = {"max_force_rmse": self.inputs.max_force_rmse} if "max_force_rmse" in self.inputs else {}
         decided = check_convergence(
             schedule=self.inputs.schedule,

@@ -168,10 +168,8 @@ def run_relabel(
     deadline = time.monotonic() + timeout
     while not node.is_terminated:
         if progress is not None:
-            progress(
-                sum(child.is_terminated for child in node.called if child.process_label != "assemble_training_set"),
-                total,
-            )
+            retries = [child for child in node.called if isinstance(child, orm.CalcJobNode | orm.WorkflowNode)]
+            progress(sum(child.is_terminated for child in retries), total)
         if time.monotonic() > deadline:
             raise TimeoutError(f"RelabelWorkChain<{node.pk}> still running after {timeout} s")
         time.sleep(poll)
