@@ -219,12 +219,21 @@ def put_venv_on_path() -> None:
 
 
 def ensure_daemon(profile, workers: int, report: Report = print) -> None:
-    """Start the daemon of ``profile`` with ``workers`` workers unless it runs already."""
-    from aiida.engine.daemon.client import get_daemon_client
+    """Start the daemon of ``profile`` with ``workers`` workers unless it runs and answers.
+
+    A PID file alone is not a running daemon: after a machine stop it is stale, and a campaign submitted then
+    would wait for ever. The daemon must answer a status call; otherwise it is started again (which removes a
+    stale PID file)."""
+    from aiida.engine.daemon.client import DaemonException, get_daemon_client
 
     client = get_daemon_client(profile.name)
     if client.is_daemon_running:
-        report(f"daemon of {profile.name!r} is running")
-        return
+        try:
+            client.get_status(timeout=10)
+        except DaemonException as error:
+            report(f"the daemon of {profile.name!r} does not answer ({type(error).__name__}); starting it again")
+        else:
+            report(f"daemon of {profile.name!r} is running")
+            return
     client.start_daemon(number_workers=workers)
     report(f"started the daemon of {profile.name!r} with {workers} worker(s)")

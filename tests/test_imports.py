@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "aiida_perovskite"
-PURE = ("analysis", "structures", "loop", "teachers", "protocols", "exit_codes")
+PURE = ("analysis", "structures", "loop", "teachers", "protocols", "exit_codes", "schema")
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -80,3 +80,11 @@ def test_a_circle_is_found():
     """The check itself: a graph with a circle fails it."""
     with pytest.raises(graphlib.CycleError):
         graphlib.TopologicalSorter({"a": {"b"}, "b": {"c"}, "c": {"a"}}).prepare()
+
+
+def test_the_tests_mirror_the_package_layout():
+    """tests/<folder>/ holds the tests of aiida_perovskite/<folder>/ (besides the helpers' folders)."""
+    helpers = {"mock_engines", "teacher_plugins", "recorded", "__pycache__"}
+    folders = {path.name for path in pathlib.Path(__file__).parent.iterdir() if path.is_dir()} - helpers
+    packages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    assert folders <= packages, f"test folders without a package: {sorted(folders - packages)}"

@@ -8,6 +8,7 @@ import pathlib
 import subprocess
 import sys
 
+import psutil
 import pytest
 import yaml
 from aiida.orm import InstalledCode
@@ -86,6 +87,18 @@ def test_setup_command_from_scratch_is_idempotent(tmp_path):
             assert "perovskite.potential" in plugins and "perovskite.training_set" in plugins
             timeout = run_cli(str(VENV_BIN / "verdi"), "-p", profile, "config", "get", "daemon.timeout", env=env)
             assert timeout.stdout.strip() == "20", timeout.stdout + timeout.stderr  # from the profile file
+
+            # a machine stop: the daemon and its workers die, their PID file stays behind
+            (pid_file,) = (tmp_path / ".aiida" / "daemon").rglob("*.pid")
+            circus = psutil.Process(int(pid_file.read_text().split()[0]))
+            for process in [*circus.children(recursive=True), circus]:
+                process.kill()
+            psutil.wait_procs([circus], timeout=30)
+            assert pid_file.is_file()
+            third = run_cli(str(VENV_BIN / "aiida-perovskite"), "setup", "--config", str(config), env=env)
+            assert third.returncode == 0, third.stdout + third.stderr
+            assert "does not answer" in third.stdout and "started the daemon" in third.stdout, third.stdout
+            assert "Daemon is running" in run_cli(str(VENV_BIN / "verdi"), "status", env=env).stdout
         finally:
             run_cli(str(VENV_BIN / "verdi"), "-p", profile, "daemon", "stop", env=env)
 

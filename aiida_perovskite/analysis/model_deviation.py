@@ -9,12 +9,13 @@ above the upper one; NaN or infinite deviations are failed, never accurate.
 from __future__ import annotations
 
 import abc
-import dataclasses
 from typing import ClassVar
 
 import numpy as np
+from pydantic import model_validator
 
 from aiida_perovskite.analysis.deepmd_outputs import parse_step_table
+from aiida_perovskite.schema import Settings, bounded, problem
 
 __all__ = (
     "ACCURATE",
@@ -57,24 +58,23 @@ def force_deviation(forces: np.ndarray) -> float:
     return float(np.sqrt((spread**2).sum(axis=-1).mean(axis=0)).max())
 
 
-@dataclasses.dataclass(frozen=True)
-class TrustLevels:
+class TrustLevels(Settings):
     """Force trust levels in eV/Å; optional virial levels (per atom, eV) as a second criterion."""
 
-    force_lo: float
-    force_hi: float
-    virial_lo: float | None = None
-    virial_hi: float | None = None
+    force_lo: bounded(0, description="below it a frame is accurate (eV/Å); above the ensemble's noise floor")
+    force_hi: bounded(0, lo_open=True, description="at or above it a frame is failed (eV/Å)")
+    virial_lo: bounded(0) | None = None
+    virial_hi: bounded(0, lo_open=True) | None = None
 
-    def __post_init__(self):
-        if not self.force_lo < self.force_hi:
-            raise ValueError(f"trust levels need force_lo < force_hi, got {self.force_lo} and {self.force_hi}")
-        if self.force_lo < 0:
-            raise ValueError(f"force_lo must not be negative, got {self.force_lo}")
+    @model_validator(mode="after")
+    def _ordered(self) -> TrustLevels:
         if (self.virial_lo is None) != (self.virial_hi is None):
-            raise ValueError("give both virial_lo and virial_hi, or neither")
-        if self.virial_lo is not None and not 0 <= self.virial_lo < self.virial_hi:
-            raise ValueError(f"trust levels need 0 <= virial_lo < virial_hi, got {self.virial_lo}, {self.virial_hi}")
+            raise problem("give both virial_lo and virial_hi, or neither")
+        for kind in ("force", "virial"):
+            lo, hi = getattr(self, f"{kind}_lo"), getattr(self, f"{kind}_hi")
+            if lo is not None and lo >= hi:
+                raise problem(f"must be below {kind}_hi ({lo} >= {hi}); e.g. 0.125 and 0.5 eV/Å", f"{kind}_lo")
+        return self
 
 
 def _classify_one(deviation: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -16,10 +16,12 @@ import struct
 import zipfile
 from typing import Any
 
+from aiida_perovskite.protocols import load_protocol
+
 __all__ = ("BACKENDS", "BACKEND_SUFFIXES", "DEFAULT_BACKEND", "ModelFileError", "inspect_model_file")
 
-# TensorFlow trains 1.6x and runs LAMMPS MD 7-11x faster than PyTorch on CPU (docs/benchmarks.md).
-DEFAULT_BACKEND = "tensorflow"
+# The training protocol's backend (TensorFlow: 1.6x faster training, 7-11x faster LAMMPS MD on CPU).
+DEFAULT_BACKEND = load_protocol("deepmd_train")["backend"]
 
 # DeePMD-kit's backends: the `dp` flag, the frozen model's suffix and the checkpoint a restart reads.
 BACKENDS = {

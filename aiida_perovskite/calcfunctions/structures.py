@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import calcfunction
 
+from aiida_perovskite.loop.settings import Perturbation
 from aiida_perovskite.structures import parse_composition, perturb, solid_solution
 
 __all__ = ("build_solid_solution", "perturb_structures")
@@ -37,13 +38,7 @@ def build_solid_solution(
 def perturb_structures(structure: orm.StructureData, settings: orm.Dict, seed: orm.Int) -> dict:
     """``perturbed_<i>``: copies with random strain and displacements. ``settings``: count, cell_strain,
     atom_displacement (Å), volume_scale."""
-    values = settings.get_dict()
     copies = perturb(
-        structure.get_ase(),
-        count=values["count"],
-        seed=seed.value,
-        cell_strain=values.get("cell_strain", 0.03),
-        atom_displacement=values.get("atom_displacement", 0.03),
-        volume_scale=values.get("volume_scale", 1.0),
+        structure.get_ase(), seed=seed.value, **Perturbation.model_validate(settings.get_dict()).model_dump()
     )
     return {f"perturbed_{i}": orm.StructureData(ase=atoms) for i, atoms in enumerate(copies)}

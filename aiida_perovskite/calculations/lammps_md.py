@@ -15,6 +15,7 @@ from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT, lammps_codeinf
 from aiida_perovskite.calculations.lammps_explore import validate_settings
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.loop.settings import protocol_default
 
 __all__ = ("LammpsMdCalculation",)
 
@@ -61,7 +62,11 @@ class LammpsMdCalculation(CalcJob):
             help=f"ensemble ({', '.join(ENSEMBLES)}), temperature (K), pressure (bar), steps, timestep, "
             "tdamp, pdamp (ps), sampling_interval (frames)",
         )
-        spec.input("thermo_interval", valid_type=orm.Int, default=lambda: orm.Int(10))
+        spec.input(
+            "thermo_interval",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(protocol_default("thermo_interval", workflow="phase_diagram")),
+        )
         spec.input("velocity_seed", valid_type=orm.Int, required=False)
         spec.inputs.validator = validate_inputs
         set_serial_defaults(spec, "perovskite.lammps.md")

@@ -3,17 +3,14 @@ built here; every lookup is checked before the first node is stored)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiida import orm
 from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
 from aiida_perovskite.calcfunctions.seeds import spawn_seeds
 from aiida_perovskite.calcfunctions.structures import build_solid_solution
 from aiida_perovskite.campaign.spec import Campaign, CampaignError, SystemSpec
 from aiida_perovskite.data import TrainingSetData
-from aiida_perovskite.protocols import recursive_merge
+from aiida_perovskite.schema import SettingError
 from aiida_perovskite.structures import parent_cell
 
 __all__ = ("build_campaign", "check_campaign", "load_code_for")
@@ -107,7 +104,6 @@ def build_campaign(campaign: Campaign, store: bool = True):
     built without recording their calcfunction, for a check that leaves nothing behind)."""
     from aiida_perovskite.engines import get_engine
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
-    from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
 
     codes = {
         section: load_code_for(getattr(campaign, section)["code"], f"{section}.code")
@@ -126,76 +122,41 @@ def build_campaign(campaign: Campaign, store: bool = True):
     validation_set = _labeled_data(campaign.validation_set, "validation.training_set")
     _check_type_map(campaign, training_set)
 
-    builder = ConcurrentLearningWorkChain.get_builder()
-    builder.metadata.label = campaign.name
-    builder.metadata.description = campaign.description
     seeds = spawn_seeds(campaign.seed, len(campaign.systems) + 1)  # the last one builds the analysis structure
-    builder.structures = {
+    structures = {
         name: _structure(spec, campaign, seed, store)
         for (name, spec), seed in zip(campaign.systems.items(), seeds[:-1], strict=True)
     }
-    builder.schedule = orm.Dict(campaign.stages)
-    builder.trust = orm.Dict(campaign.trust)
-    builder.max_labels = orm.Int(campaign.max_labels)
-    builder.accurate_fraction = orm.Float(campaign.accurate_fraction)
-    builder.max_iterations = orm.Int(campaign.max_iterations)
-    builder.held_out_fraction = orm.Float(campaign.held_out_fraction)
-    if validation_set is not None:
-        builder.validation_set = validation_set
+    convergence = {"accurate_fraction": campaign.accurate_fraction, "max_iterations": campaign.max_iterations}
     if campaign.max_force_rmse is not None:
-        builder.max_force_rmse = orm.Float(campaign.max_force_rmse)
-    builder.seed = orm.Int(campaign.seed)
-    if training_set is not None:
-        builder.training_set = training_set
-    if campaign.perturbation is not None:
-        builder.init_data.structures = dict(builder.structures)
-        builder.init_data.perturbation = orm.Dict(campaign.perturbation)
-
-    training = campaign.training
-    overrides: dict[str, Any] = dict(training.get("overrides", {}))
-    if "backend" in training:
-        overrides["backend"] = training["backend"]
-    if training.get("options"):
-        overrides = recursive_merge(overrides, {"metadata": {"options": training["options"]}})
-    base = DeepmdTrainBaseWorkChain.get_builder_from_protocol(
-        codes["training"], None, training.get("protocol"), overrides
-    )
-    base.train.pop("seed")
-    builder.train.train = base
-    if "num_models" in training:
-        builder.train.num_models = orm.Int(training["num_models"])
-    if "reuse" in training:
-        builder.train_reuse = orm.Dict(training["reuse"])
-    if "final" in training:
-        builder.final_training = orm.Dict(training["final"])
-
-    exploration = campaign.exploration
-    builder.explore.code = codes["exploration"]
-    builder.explore.selection_mode = orm.Str(exploration.get("selection_mode", "random"))
-    builder.explore.skip_frames = orm.Int(exploration.get("skip_frames", 0))
-    if exploration.get("sanity"):  # the keys a file leaves out keep their defaults
-        builder.explore.sanity = orm.Dict({**SANITY_DEFAULTS, **exploration["sanity"]})
-    builder.explore.options = dict(exploration.get("options", {}))
-
-    labeling = campaign.labeling
-    builder.label.engine = orm.Str(labeling["engine"])
-    builder.label.code = codes["labeling"]
-    if labeling.get("protocol"):
-        builder.label.protocol = orm.Str(labeling["protocol"])
-    if labeling.get("overrides"):
-        builder.label.overrides = orm.Dict(labeling["overrides"])
-    builder.label.options = dict(labeling.get("options", {}))
-    engine = get_engine(labeling["engine"])
+        convergence["max_force_rmse"] = campaign.max_force_rmse
+    overrides = {
+        "trust": campaign.trust,
+        "max_labels": campaign.max_labels,
+        "convergence": convergence,
+        "validation": {"held_out_fraction": campaign.held_out_fraction},
+        "training": campaign.training,
+        "exploration": campaign.exploration,
+        "labeling": campaign.labeling,
+        **({"perturbation": campaign.perturbation} if campaign.perturbation is not None else {}),
+    }
     try:
-        builder.label.engine_inputs = engine.engine_inputs_from_section(labeling, campaign.base_dir)
-    except ValueError as exc:
-        raise CampaignError(
-            f"labeling.{engine.section_keys[0] if engine.section_keys else 'engine'}", str(exc)
-        ) from exc
-    builder.allow_mixed_levels = orm.Bool(labeling.get("allow_mixed_levels", False))
+        builder = ConcurrentLearningWorkChain.get_builder_from_protocol(
+            codes,
+            structures,
+            campaign.seed,
+            overrides=overrides,
+            schedule=campaign.stages,
+            training_set=training_set,
+            validation_set=validation_set,
+            perturb=campaign.perturbation is not None,
+            base_dir=campaign.base_dir,
+        )
+    except SettingError as error:
+        raise CampaignError(error.key, error.message) from error
+    builder.metadata.label = campaign.name
+    builder.metadata.description = campaign.description
     _analysis(builder, campaign, seeds[-1], store)
-    builder.label.max_concurrent = orm.Int(labeling["max_concurrent"])  # the protocol always gives both
-    builder.label.tolerated_failed_fraction = orm.Float(labeling["tolerated_failed_fraction"])
     return builder
 
 

@@ -13,6 +13,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from aiida_perovskite.loop.settings import protocol_default
+
 __all__ = ("DPGEN_ENSEMBLES", "convert_dpgen")
 
 DPGEN_ENSEMBLES = {
@@ -102,7 +104,7 @@ def convert_dpgen(
     campaign["initial_data"] = _initial_data(take("init_data_sys", []), take("init_data_prefix", ""), base_dir)
 
     campaign["training"] = _training(param, type_map, take, warnings)
-    campaign["exploration"] = {"code": "lmp@localhost"}
+    campaign["exploration"] = {"code": protocol_default("exploration", "code")}
     if take("model_devi_skip"):
         campaign["exploration"]["skip_frames"] = int(param["model_devi_skip"])
     campaign["labeling"] = _labeling(param, type_map, base_dir, take, warnings)
@@ -204,7 +206,10 @@ def _initial_data(paths: list, prefix: str, base_dir: pathlib.Path) -> dict:
 
 
 def _training(param: Mapping, type_map: list[str], take, warnings: list[str]) -> dict:
-    training: dict[str, Any] = {"code": "dp@localhost", "num_models": int(take("numb_models", 4))}
+    training: dict[str, Any] = {
+        "code": protocol_default("training", "code"),
+        "num_models": int(take("numb_models", 4)),  # DP-GEN's default
+    }
     parameters = _without_comments(dict(take("default_training_param", {})))
     if parameters:
         inner = dict(parameters.get("training", {}))

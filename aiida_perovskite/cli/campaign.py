@@ -73,6 +73,35 @@ def check(path: pathlib.Path) -> None:
     )
 
 
+@campaign.command("schema")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Write the schema to this file instead of printing it.",
+)
+def schema(output: pathlib.Path | None) -> None:
+    """The JSON Schema of campaign files, for editors that complete and check YAML.
+
+    \b
+    Example (VS Code / any editor with the YAML language server):
+      aiida-perovskite campaign schema -o campaign.schema.json
+      # first line of a campaign file:
+      # yaml-language-server: $schema=campaign.schema.json
+    """
+    import json
+
+    from aiida_perovskite.campaign.schema import campaign_schema
+
+    text = json.dumps(campaign_schema(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}")
+
+
 @campaign.command("submit")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--training-set", type=int, default=None, help="PK of a TrainingSetData to start from instead.")

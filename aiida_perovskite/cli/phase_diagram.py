@@ -9,6 +9,8 @@ import click
 
 from aiida_perovskite.cli.root import cli
 from aiida_perovskite.cli.root import load_aiida_profile as _load_profile
+from aiida_perovskite.loop.settings import protocol_default
+from aiida_perovskite.protocols import available_protocols, load_protocol
 
 POLAR_START = 0.1  # Å of B-cation displacement along the polar axis of a polar starting cell
 
@@ -83,12 +85,23 @@ def phase_diagram() -> None:
     help="Starting phase of every ladder [default: rhombohedral when heating, cubic when cooling].",
 )
 @click.option("--repeat", nargs=3, type=int, default=(4, 4, 4), show_default=True, help="Supercell of the 5-atom cell.")
-@click.option("--equilibration-steps", default=2000, show_default=True)
-@click.option("--production-steps", default=4000, show_default=True)
-@click.option("--sampling-interval", default=100, show_default=True, help="Steps between analysed frames.")
-@click.option("--blocks", default=5, show_default=True, help="Blocks of the production for the error bars.")
+@click.option(
+    "--protocol",
+    type=click.Choice(list(available_protocols("phase_diagram"))),
+    default=None,
+    help="MD of each rung (protocols/phase_diagram.yaml) [default: balanced].",
+)
+@click.option("--equilibration-steps", type=int, default=None, help="Override the protocol's.")
+@click.option("--production-steps", type=int, default=None, help="Override the protocol's.")
+@click.option("--sampling-interval", type=int, default=None, help="Steps between analysed frames.")
+@click.option("--blocks", type=int, default=None, help="Blocks of the production for the error bars.")
 @click.option("--pressure", default=1.0, show_default=True, help="bar")
-@click.option("--code", default="lmp@localhost", show_default=True, help="LAMMPS with the DeePMD plugin.")
+@click.option(
+    "--code",
+    default=protocol_default("exploration", "code"),
+    show_default=True,
+    help="LAMMPS with the DeePMD plugin.",
+)
 @click.option("--seed", default=1, show_default=True, help="Velocity seeds derive from it.")
 def submit(
     model,
@@ -97,6 +110,7 @@ def submit(
     perovskite,
     phase,
     repeat,
+    protocol,
     equilibration_steps,
     production_steps,
     sampling_interval,
@@ -121,19 +135,21 @@ def submit(
 
     _load_profile()
     ladder = sorted(_ladder(temperatures))
-    protocol = {
+    given = {
         "equilibration_steps": equilibration_steps,
         "production_steps": production_steps,
         "sampling_interval": sampling_interval,
         "blocks": blocks,
     }
-    if error := protocol_error(protocol, ladder[0], pressure):
+    overrides = {key: value for key, value in given.items() if value is not None}
+    if error := protocol_error(load_protocol("phase_diagram", protocol, overrides), ladder, pressure):
         raise click.UsageError(error)
     try:
         lammps = orm.load_code(code)
     except Exception as exc:  # NotExistent, MultipleObjectsError: one message for both
         raise click.BadParameter(
-            f"{code}: {exc} (aiida-perovskite setup registers lmp@localhost)", param_hint="--code"
+            f"{code}: {exc} (aiida-perovskite setup registers {protocol_default('exploration', 'code')})",
+            param_hint="--code",
         ) from exc
     potential = _model(model)
     runs = {"both": ["heating", "cooling"]}.get(mode, [mode])
@@ -146,16 +162,18 @@ def submit(
             atoms = parent_cell(perovskite, start, displacement=0.0 if start == "cubic" else POLAR_START)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--perovskite") from exc
-        builder = PhaseDiagramWorkChain.get_builder()
-        builder.code = lammps
-        builder.model = potential
-        builder.structure = orm.StructureData(ase=atoms.repeat(tuple(repeat)))
-        builder.repeats = orm.List(list(repeat))
-        builder.temperatures = orm.List(ordered)
-        builder.mode = orm.Str(run)
-        builder.pressure = orm.Float(pressure)
-        builder.protocol = orm.Dict(protocol)
-        builder.seed = orm.Int(seed)
+        builder = PhaseDiagramWorkChain.get_builder_from_protocol(
+            lammps,
+            potential,
+            orm.StructureData(ase=atoms.repeat(tuple(repeat))),
+            ordered,
+            protocol,
+            overrides,
+            mode=run,
+            repeats=tuple(repeat),
+            pressure=pressure,
+            seed=seed,
+        )
         builder.metadata.label = f"{perovskite} {run} {'x'.join(map(str, repeat))}"
         node = submit_process(builder)
         node.base.extras.set_many({"stage": "phase_diagram", "model": potential.uuid, "mode": run})
@@ -251,6 +269,7 @@ def polarization(pk: int, temperatures: tuple[float, ...], born_charges: str | N
     from aiida.engine import submit as submit_process
 
     from aiida_perovskite.analysis.polarization import BORN_CHARGES
+    from aiida_perovskite.loop.settings import PhaseDiagramMd
     from aiida_perovskite.workflows.phase_diagram import runs_by_temperature
     from aiida_perovskite.workflows.polarization import PolarizationWorkChain
 
@@ -268,8 +287,7 @@ def polarization(pk: int, temperatures: tuple[float, ...], born_charges: str | N
         raise click.BadParameter(
             f"no built-in Born charges for {born!r}; known: {sorted(BORN_CHARGES)}", param_hint="--born-charges"
         )
-    protocol = node.inputs.protocol.get_dict()
-    first = protocol["equilibration_steps"] // protocol.get("sampling_interval", 100)  # production frames only
+    first = PhaseDiagramMd.model_validate(node.inputs.protocol.get_dict()).first_production_frame
     settings = {"frames": {"start": first}, "repeats": node.inputs.repeats.get_list()}
     if born is not None:
         settings["born_charges"] = born

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aiida_perovskite.loop.convergence import stage_converged
+
 __all__ = (
     "ERROR_KEYS",
     "STAGE_KEYS",
@@ -83,9 +85,10 @@ def advance(
     and the models had the held-out force RMSE ``force_rmse`` (eV/Å; None when not measured).
 
     A stage may set its own ``accurate_fraction`` and ``max_force_rmse``; otherwise ``threshold`` and
-    ``max_force_rmse`` apply. A stage with a force target converges only when the error is measured and at
-    most the target (an accuracy gate: deviations alone do not say the models are right).
+    ``max_force_rmse`` apply; the criteria are ``loop.convergence.CRITERIA`` (a force target is met only when
+    the error is measured: deviations alone do not say the models are right).
     """
+    targets = {"accurate_fraction": threshold, "max_force_rmse": max_force_rmse}
     updated = {}
     for system, state in progress.items():
         state = {**state, "stage_results": list(state["stage_results"])}
@@ -93,9 +96,8 @@ def advance(
             stage = stages[system][state["stage"]]
             state["stage_iterations"] += 1
             result = None
-            target = stage.get("max_force_rmse", max_force_rmse)
-            accurate = target is None or (force_rmse is not None and force_rmse <= target)
-            if accurate_fractions[system] >= stage.get("accurate_fraction", threshold) and accurate:
+            measured = {"accurate_fraction": accurate_fractions[system], "force_rmse": force_rmse}
+            if stage_converged(stage, targets, measured):
                 result = "converged"
             elif state["stage_iterations"] >= stage["max_iterations"]:
                 result = "limit"

@@ -194,8 +194,8 @@ def perturb(
     atoms: Atoms,
     count: int,
     seed: int,
-    cell_strain: float = 0.03,
-    atom_displacement: float = 0.03,
+    cell_strain: float,
+    atom_displacement: float,
     volume_scale: float = 1.0,
 ) -> list[Atoms]:
     """``count`` copies with a random symmetric strain (entries uniform in +-``cell_strain``) and random

@@ -3,10 +3,15 @@ converged through its exploration schedule (DP-GEN's loop as one WorkChain with 
 
 from __future__ import annotations
 
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_, while_
 
+from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS
 from aiida_perovskite.calcfunctions.convergence import (
     check_convergence,
     collect_history,
@@ -20,10 +25,33 @@ from aiida_perovskite.calculations.deepmd_common import structure_elements_missi
 from aiida_perovskite.calculations.deepmd_test import DeepmdTestCalculation
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.data.training_set import label_source_conflict
+from aiida_perovskite.engines import get_engine
 from aiida_perovskite.exit_codes import declare
-from aiida_perovskite.loop.schedule import STAGE_KEYS, STAGE_MD_KEYS, current_stage
+from aiida_perovskite.loop.schedule import current_stage
+from aiida_perovskite.loop.settings import (
+    AT_LEAST_ONE,
+    FORCE_TARGET,
+    FRACTION,
+    HELD_OUT_FRACTION,
+    FinalTraining,
+    Labeling,
+    LoopSettings,
+    ReuseTraining,
+    Stage,
+    names_problem,
+    protocol_default,
+)
+from aiida_perovskite.protocols import ProtocolMixin, recursive_merge
+from aiida_perovskite.schema import (
+    SettingError,
+    port_validator,
+    raise_first_problem,
+    validation_problem,
+    value_validator,
+)
 from aiida_perovskite.tags import tag_child
-from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_conditions, validate_trust
+from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
+from aiida_perovskite.workflows.explore import ExploreWorkChain, validate_trust
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs, label_source_of
 from aiida_perovskite.workflows.phase_diagram import PhaseDiagramWorkChain, runs_by_temperature
@@ -35,70 +63,13 @@ __all__ = ("ConcurrentLearningWorkChain",)
 EXPLORE_EXCLUDED = ("models", "structures", "conditions", "trust", "seed", "max_labels")
 
 
-def stage_error(stage: object) -> str | None:
-    """Why one exploration stage is invalid, or None."""
-    if not isinstance(stage, dict):
-        return f"a stage must be a mapping, got {stage!r}"
-    unknown = sorted(set(stage) - set(STAGE_KEYS))
-    if unknown:
-        return f"unknown key(s) {unknown}; a stage has {', '.join(STAGE_KEYS)}"
-    iterations = stage.get("max_iterations")
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        return f"max_iterations must be an integer >= 1, got {iterations!r}"
-    fraction = stage.get("accurate_fraction", 0.5)
-    if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
-        return f"accurate_fraction must be in (0, 1], got {fraction!r}"
-    target = stage.get("max_force_rmse", 1.0)
-    if not isinstance(target, int | float) or isinstance(target, bool) or target <= 0:
-        return f"max_force_rmse must be a positive force error (eV/Å), got {target!r}"
-    conditions = {key: value for key, value in stage.items() if key in STAGE_MD_KEYS}
-    return validate_conditions(orm.Dict(conditions), None)
-
-
 def validate_schedule(schedule: orm.Dict, _) -> str | None:
     for system, stages in schedule.get_dict().items():
         if not isinstance(stages, list) or not stages:
             return f"schedule.{system}: give a non-empty list of stages"
         for index, stage in enumerate(stages):
-            error = stage_error(stage)
-            if error:
-                return f"schedule.{system}[{index}]: {error}"
-    return None
-
-
-def validate_positive(value: orm.Int, _) -> str | None:
-    if value.value < 1:
-        return f"must be at least 1, got {value.value}"
-    return None
-
-
-def validate_threshold(value: orm.Float, _) -> str | None:
-    if not 0 < value.value <= 1:
-        return f"accurate_fraction must be in (0, 1], got {value.value}"
-    return None
-
-
-def validate_held_out_fraction(value: orm.Float, _) -> str | None:
-    if not 0 <= value.value < 1:
-        return f"held_out_fraction must be in [0, 1), got {value.value}"
-    return None
-
-
-def validate_positive_float(value: orm.Float, _) -> str | None:
-    if value.value <= 0:
-        return f"must be positive, got {value.value}"
-    return None
-
-
-def validate_final_training(value: orm.Dict, _) -> str | None:
-    steps = value.get_dict().get("numb_steps")
-    unknown = sorted(set(value.get_dict()) - {"numb_steps", "compress"})
-    if unknown:
-        return f"final_training: unknown key(s) {unknown}; only numb_steps and compress"
-    if not isinstance(steps, int) or steps < 1:
-        return f"final_training.numb_steps must be a positive integer, got {steps!r}"
-    if not isinstance(value.get_dict().get("compress", False), bool):
-        return "final_training.compress must be true or false"
+            if error := validation_problem(Stage, stage, f"schedule.{system}[{index}]"):
+                return error
     return None
 
 
@@ -106,8 +77,8 @@ def validate_inputs(inputs, _) -> str | None:
     structures = inputs.get("structures", {})
     if not structures:
         return "give at least one system to explore (structures)"
-    if "__" in "".join(structures):
-        return "system names may not contain '__'"
+    if error := names_problem(structures):
+        return f"structures: {error}"
     schedule = inputs["schedule"].get_dict()
     if set(schedule) != set(structures):
         return (
@@ -145,8 +116,10 @@ def validate_inputs(inputs, _) -> str | None:
     return None
 
 
-class ConcurrentLearningWorkChain(WorkChain):
+class ConcurrentLearningWorkChain(ProtocolMixin, WorkChain):
     """The concurrent-learning loop over several systems, each with its own exploration schedule."""
+
+    _protocol_file = "concurrent_learning"
 
     @classmethod
     def define(cls, spec):
@@ -160,15 +133,26 @@ class ConcurrentLearningWorkChain(WorkChain):
             "(and timestep, tdamp, pdamp), max_iterations, optional accurate_fraction.",
         )
         spec.input("trust", valid_type=orm.Dict, validator=validate_trust, help="force_lo/hi, per_system overrides.")
-        spec.input("max_labels", valid_type=orm.Int, default=lambda: orm.Int(10), help="Per system and iteration.")
+        spec.input(
+            "max_labels",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(protocol_default("max_labels")),
+            validator=value_validator(AT_LEAST_ONE, "max_labels"),
+            help="Per system and iteration.",
+        )
         spec.input(
             "accurate_fraction",
             valid_type=orm.Float,
-            default=lambda: orm.Float(0.99),
-            validator=validate_threshold,
+            default=lambda: orm.Float(protocol_default("convergence", "accurate_fraction")),
+            validator=value_validator(FRACTION, "accurate_fraction"),
             help="A stage is converged when this fraction of the explored frames is accurate.",
         )
-        spec.input("max_iterations", valid_type=orm.Int, validator=validate_positive, help="Of the whole campaign.")
+        spec.input(
+            "max_iterations",
+            valid_type=orm.Int,
+            validator=value_validator(AT_LEAST_ONE, "max_iterations"),
+            help="Of the whole campaign.",
+        )
         spec.input("seed", valid_type=orm.Int, help="The campaign seed: every other seed derives from it.")
         spec.input("training_set", valid_type=TrainingSetData, required=False, help="Initial labeled data.")
         spec.input(
@@ -181,7 +165,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             "held_out_fraction",
             valid_type=orm.Float,
             default=lambda: orm.Float(0.0),
-            validator=validate_held_out_fraction,
+            validator=value_validator(HELD_OUT_FRACTION, "held_out_fraction"),
             help="Seeded fraction of the frames the campaign labels that is kept out of training; every "
             "iteration's models are tested on the frames held out so far.",
         )
@@ -189,14 +173,14 @@ class ConcurrentLearningWorkChain(WorkChain):
             "max_force_rmse",
             valid_type=orm.Float,
             required=False,
-            validator=validate_positive_float,
+            validator=value_validator(FORCE_TARGET, "max_force_rmse"),
             help="Accuracy gate (eV/Å): a stage converges only when the ensemble's force RMSE on the validation "
             "set (else the held-out frames) is at most this, besides the accurate fraction.",
         )
         spec.input(
             "allow_mixed_levels",
             valid_type=orm.Bool,
-            default=lambda: orm.Bool(False),
+            default=lambda: orm.Bool(Labeling.model_fields["allow_mixed_levels"].default),
             help="Allow training on labels of different levels of theory (e.g. teacher + DFT): their energies are "
             "not comparable, so this is refused unless asked for.",
         )
@@ -213,13 +197,14 @@ class ConcurrentLearningWorkChain(WorkChain):
             "train_reuse",
             valid_type=orm.Dict,
             required=False,
+            validator=port_validator(ReuseTraining, "train_reuse"),
             help="From iteration 1 on, start from the previous models: numb_steps, optional start_lr.",
         )
         spec.input(
             "final_training",
             valid_type=orm.Dict,
             required=False,
-            validator=validate_final_training,
+            validator=port_validator(FinalTraining, "final_training"),
             help="Retrain the ensemble on the final data with numb_steps steps (optionally compress: true).",
         )
         spec.expose_inputs(ExploreWorkChain, namespace="explore", exclude=EXPLORE_EXCLUDED)
@@ -296,6 +281,116 @@ class ConcurrentLearningWorkChain(WorkChain):
             "ERROR_VALIDATION_FAILED",
             "ERROR_NOT_CONVERGED",
         )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        codes: Mapping[str, orm.AbstractCode],
+        structures: Mapping[str, orm.StructureData],
+        seed: int,
+        protocol: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        schedule: Mapping[str, list] | None = None,
+        training_set: TrainingSetData | None = None,
+        validation_set: TrainingSetData | None = None,
+        perturb: bool | None = None,
+        base_dir: pathlib.Path | None = None,
+    ):
+        """A campaign: ``protocol`` of ``concurrent_learning.yaml`` (fast, balanced, precise) updated by
+        ``overrides`` in the campaign file's shape (stages, trust, max_labels, convergence, perturbation,
+        validation, training, exploration, labeling), every key checked (``LoopSettings``) before anything is
+        stored; a problem raises ``SettingError`` naming the key.
+
+        ``codes``: the ``training`` (dp), ``exploration`` (lmp) and ``labeling`` codes. ``schedule``: stages by
+        system instead of the same ``stages`` for all. ``perturb``: label perturbed copies of the structures
+        first (default: when no ``training_set`` is given). ``base_dir``: where the labeling section's files are.
+        """
+        try:
+            merged = cls.get_protocol_inputs(protocol, overrides)
+        except ValueError as error:
+            raise SettingError("overrides" if overrides else "protocol", str(error)) from None
+        settings = raise_first_problem(LoopSettings, merged)
+        if schedule is None:
+            schedule = {name: merged["stages"] for name in structures}
+        checked = {
+            system: [
+                raise_first_problem(Stage, stage, f"stages.{system}[{index}]").model_dump(exclude_none=True)
+                for index, stage in enumerate(stages)
+            ]
+            for system, stages in schedule.items()
+        }
+        builder = cls.get_builder()
+        builder.structures = dict(structures)
+        builder.schedule = orm.Dict(checked)
+        builder.trust = orm.Dict(merged["trust"])
+        builder.max_labels = orm.Int(settings.max_labels)
+        builder.accurate_fraction = orm.Float(settings.convergence.accurate_fraction)
+        builder.max_iterations = orm.Int(settings.convergence.max_iterations)
+        if settings.convergence.max_force_rmse is not None:
+            builder.max_force_rmse = orm.Float(settings.convergence.max_force_rmse)
+        builder.held_out_fraction = orm.Float(settings.validation.held_out_fraction)
+        builder.seed = orm.Int(seed)
+        if training_set is not None:
+            builder.training_set = training_set
+        if validation_set is not None:
+            builder.validation_set = validation_set
+        if perturb if perturb is not None else training_set is None:
+            builder.init_data.structures = dict(structures)
+            builder.init_data.perturbation = orm.Dict(merged["perturbation"])
+        cls._builder_training(builder, codes["training"], merged["training"])
+        cls._builder_exploration(builder, codes["exploration"], merged["exploration"])
+        cls._builder_labeling(builder, codes["labeling"], merged["labeling"], base_dir or pathlib.Path("."))
+        return builder
+
+    @staticmethod
+    def _builder_training(builder, code: orm.AbstractCode, training: Mapping[str, Any]) -> None:
+        overrides: dict[str, Any] = dict(training.get("overrides", {}))
+        if "backend" in training:
+            overrides["backend"] = training["backend"]
+        if training.get("options"):
+            overrides = recursive_merge(overrides, {"metadata": {"options": training["options"]}})
+        base = DeepmdTrainBaseWorkChain.get_builder_from_protocol(code, None, training.get("protocol"), overrides)
+        base.train.pop("seed")
+        builder.train.train = base
+        if "num_models" in training:
+            builder.train.num_models = orm.Int(training["num_models"])
+        if "reuse" in training:
+            builder.train_reuse = orm.Dict(training["reuse"])
+        if "final" in training:
+            builder.final_training = orm.Dict(training["final"])
+
+    @staticmethod
+    def _builder_exploration(builder, code: orm.AbstractCode, exploration: Mapping[str, Any]) -> None:
+        builder.explore.code = code
+        builder.explore.selection_mode = orm.Str(exploration["selection_mode"])
+        builder.explore.skip_frames = orm.Int(exploration["skip_frames"])
+        if exploration.get("sanity"):  # the keys left out keep their defaults
+            builder.explore.sanity = orm.Dict({**SANITY_DEFAULTS, **exploration["sanity"]})
+        builder.explore.options = dict(exploration.get("options", {}))
+
+    @staticmethod
+    def _builder_labeling(builder, code: orm.AbstractCode, labeling: Mapping[str, Any], base_dir: pathlib.Path) -> None:
+        try:
+            engine = get_engine(labeling["engine"])
+        except ValueError as error:
+            raise SettingError("labeling.engine", str(error)) from None
+        builder.label.engine = orm.Str(labeling["engine"])
+        builder.label.code = code
+        if labeling.get("protocol"):
+            builder.label.protocol = orm.Str(labeling["protocol"])
+        if labeling.get("overrides"):
+            builder.label.overrides = orm.Dict(labeling["overrides"])
+        builder.label.options = dict(labeling.get("options", {}))
+        try:
+            builder.label.engine_inputs = engine.engine_inputs_from_section(labeling, base_dir)
+        except ValueError as exc:
+            raise SettingError(
+                f"labeling.{engine.section_keys[0] if engine.section_keys else 'engine'}", str(exc)
+            ) from exc
+        builder.allow_mixed_levels = orm.Bool(Labeling.model_validate(labeling).allow_mixed_levels)
+        builder.label.max_concurrent = orm.Int(labeling["max_concurrent"])  # the protocol always gives both
+        builder.label.tolerated_failed_fraction = orm.Float(labeling["tolerated_failed_fraction"])
 
     def setup(self):
         if "campaign" not in self.node.base.extras.all:
@@ -414,7 +509,7 @@ class ConcurrentLearningWorkChain(WorkChain):
             inputs = AttributeDict(self.exposed_inputs(ExploreWorkChain, "explore"))
             inputs.models = models
             inputs.structures = {system: self.inputs.structures[system]}
-            inputs.conditions = orm.Dict({key: stage[key] for key in STAGE_MD_KEYS if key in stage})
+            inputs.conditions = orm.Dict(Stage.model_validate(stage).md_settings())
             inputs.trust = self.inputs.trust
             inputs.max_labels = self.inputs.max_labels
             inputs.seed = self._iteration_seed(index)

@@ -12,7 +12,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
 from aiida_perovskite.exit_codes import declare
-from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.protocols import ProtocolMixin
 from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("DeepmdTrainBaseWorkChain",)
@@ -20,9 +20,11 @@ __all__ = ("DeepmdTrainBaseWorkChain",)
 DeepmdTrainCalculation = CalculationFactory("perovskite.deepmd.train")
 
 
-class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
+class DeepmdTrainBaseWorkChain(ProtocolMixin, TagsSubmittedProcesses, BaseRestartWorkChain):
     """Run a DeepmdTrainCalculation; continue a training cut by the walltime from its checkpoint, or run it
     again when it stopped before the first one; lower the learning rate of one that diverged."""
+
+    _protocol_file = "deepmd_train"
 
     _process_class = DeepmdTrainCalculation
     MAX_LR_REDUCTIONS = 2
@@ -51,7 +53,7 @@ class DeepmdTrainBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
     ):
         """A builder for ``training_set`` on ``code`` with the inputs of ``protocol`` (fast, balanced, precise,
         precise-se_atten) updated by ``overrides`` (keys: parameters, backend, compress, metadata)."""
-        inputs = load_protocol("deepmd_train", protocol, overrides)
+        inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
         builder.train.code = code
         if training_set is not None:

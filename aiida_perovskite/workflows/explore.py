@@ -8,11 +8,13 @@ from aiida.engine import ToContext, WorkChain
 from aiida_perovskite.analysis.lammps_io import MdSettings
 from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS, SELECTION_MODES
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
-from aiida_perovskite.calcfunctions.select_candidates import parse_trust, select_candidates
+from aiida_perovskite.calcfunctions.select_candidates import select_candidates
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.loop.settings import StageConditions, names_problem, protocol_default, trust_problem
+from aiida_perovskite.schema import port_validator
 from aiida_perovskite.tags import tag_child
 
 __all__ = ("ExploreWorkChain",)
@@ -21,42 +23,15 @@ __all__ = ("ExploreWorkChain",)
 def validate_structures(structures, _) -> str | None:
     if not structures:
         return "give at least one structure to explore"
-    bad = [name for name in structures if "__" in name]
-    if bad:
-        return f"system names may not contain '__': {bad}"
-    return None
+    return names_problem(structures)
 
 
-def validate_conditions(conditions: orm.Dict, _) -> str | None:
-    values = conditions.get_dict()
-    temperatures, pressures = values.get("temperatures"), values.get("pressures", [1.0])
-    if not temperatures:
-        return "conditions.temperatures must list at least one temperature (K)"
-    bad = [t for t in temperatures if not isinstance(t, int | float) or t <= 0]
-    if bad:
-        return f"temperatures must be positive (K), got {bad}"
-    if not pressures or any(not isinstance(p, int | float) for p in pressures):
-        return f"conditions.pressures must be a non-empty list of numbers (bar), got {pressures!r}"
-    md = {key: value for key, value in values.items() if key not in ("temperatures", "pressures")}
-    for temperature in temperatures:
-        for pressure in pressures:
-            try:
-                MdSettings.from_dict({**md, "temperature": temperature, "pressure": pressure})
-            except (TypeError, ValueError) as exc:
-                return f"conditions: {exc}"
-    return None
+validate_conditions = port_validator(StageConditions, "conditions")
 
 
 def validate_trust(trust: orm.Dict, _) -> str | None:
-    values = trust.get_dict()
-    systems = ["__global__", *values.get("per_system", {})]
-    for system in systems:
-        try:
-            parse_trust(values, system)
-        except (TypeError, ValueError) as exc:
-            where = "trust" if system == "__global__" else f"trust.per_system.{system}"
-            return f"{where}: {exc}"
-    return None
+    found = trust_problem(trust.get_dict())
+    return f"{found[0]}: {found[1]}" if found else None
 
 
 def validate_inputs(inputs, _) -> str | None:
@@ -104,7 +79,11 @@ class ExploreWorkChain(WorkChain):
             help="force_lo, force_hi (eV/Å), optional virial_lo/hi, optional per_system overrides.",
         )
         spec.input("max_labels", valid_type=orm.Int, default=lambda: orm.Int(10), help="Per system.")
-        spec.input("selection_mode", valid_type=orm.Str, default=lambda: orm.Str("random"))
+        spec.input(
+            "selection_mode",
+            valid_type=orm.Str,
+            default=lambda: orm.Str(protocol_default("exploration", "selection_mode")),
+        )
         spec.input("seed", valid_type=orm.Int, help="Velocity seeds and the random selection derive from it.")
         spec.input("skip_frames", valid_type=orm.Int, default=lambda: orm.Int(0), help="Per trajectory start.")
         spec.input(

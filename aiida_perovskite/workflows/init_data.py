@@ -10,26 +10,12 @@ from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.structures import perturb_structures
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.loop.settings import Perturbation
+from aiida_perovskite.schema import port_validator
 from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.label import LabelWorkChain, check_engine_inputs
 
 __all__ = ("InitDataWorkChain",)
-
-
-def validate_perturbation(settings: orm.Dict, _) -> str | None:
-    values = settings.get_dict()
-    unknown = sorted(set(values) - {"count", "cell_strain", "atom_displacement", "volume_scale"})
-    if unknown:
-        return f"unknown perturbation setting(s) {unknown}; use count, cell_strain, atom_displacement, volume_scale"
-    count = values.get("count")
-    if not isinstance(count, int) or count < 1:
-        return f"perturbation.count must be a positive integer, got {count!r}"
-    for key in ("cell_strain", "atom_displacement"):
-        if not 0 <= values.get(key, 0.0) < 0.5:
-            return f"perturbation.{key} must be in [0, 0.5), got {values[key]!r}"
-    if values.get("volume_scale", 1.0) <= 0:
-        return "perturbation.volume_scale must be positive"
-    return None
 
 
 def validate_inputs(inputs, _) -> str | None:
@@ -55,7 +41,7 @@ class InitDataWorkChain(WorkChain):
         spec.input(
             "perturbation",
             valid_type=orm.Dict,
-            validator=validate_perturbation,
+            validator=port_validator(Perturbation, "perturbation"),
             help="count, cell_strain (fraction), atom_displacement (Å), volume_scale.",
         )
         spec.input("seed", valid_type=orm.Int)

@@ -10,6 +10,7 @@ from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, 
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.loop.settings import names_problem
 from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.tags import tag_child
 
@@ -34,8 +35,8 @@ def validate_inputs(inputs, ctx) -> str | None:
     structures, trajectories = inputs.get("structures", {}), inputs.get("trajectories", {})
     if not structures and not trajectories:
         return "nothing to label: give structures or trajectories"
-    if "__" in "".join([*structures, *trajectories]):
-        return "structure and trajectory names may not contain '__'"
+    if error := names_problem([*structures, *trajectories]):
+        return f"structures/trajectories: {error}"
     elements = {s for structure in structures.values() for s in structure.get_symbols_set()}
     elements |= {s for trajectory in trajectories.values() for s in trajectory.symbols}
     return check_engine_inputs(inputs, elements)
@@ -97,7 +98,9 @@ class LabelWorkChain(WorkChain):
             required=False,
             help="Every frame of each trajectory is labeled (e.g. the selected candidates).",
         )
-        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("cp2k"), validator=validate_engine)
+        spec.input(
+            "engine", valid_type=orm.Str, default=lambda: orm.Str(labeling_default("engine")), validator=validate_engine
+        )
         spec.input("code", valid_type=orm.AbstractCode, help="The engine's code.")
         spec.input("protocol", valid_type=orm.Str, required=False, help="The engine's protocol.")
         spec.input("overrides", valid_type=orm.Dict, required=False, help="Overrides of the engine's protocol.")

@@ -5,33 +5,26 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Any
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
 
-from aiida_perovskite.analysis.lammps_io import MdSettings
+from aiida_perovskite.analysis.lammps_io import MdSettingError
 from aiida_perovskite.calcfunctions.phase_diagram import summarise_phases
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.data import DeepPotentialData
 from aiida_perovskite.exit_codes import declare
+from aiida_perovskite.loop.settings import LADDER_MODES, PhaseDiagramMd
+from aiida_perovskite.protocols import ProtocolMixin
+from aiida_perovskite.schema import SettingError, raise_first_problem
 from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.lammps_md_base import LammpsMdBaseWorkChain
 
 __all__ = ("MODES", "PhaseDiagramWorkChain", "ladder_error", "protocol_error", "runs_by_temperature")
 
-MODES = ("heating", "cooling", "independent")
-PROTOCOL_KEYS = {
-    "ensemble",
-    "equilibration_steps",
-    "production_steps",
-    "timestep",
-    "tdamp",
-    "pdamp",
-    "sampling_interval",
-    "thermo_interval",
-    "blocks",
-}
+MODES = LADDER_MODES
 
 
 def ladder_error(temperatures: list, mode: str) -> str | None:
@@ -40,8 +33,8 @@ def ladder_error(temperatures: list, mode: str) -> str | None:
         return f"unknown mode {mode!r}; choose one of {', '.join(MODES)}"
     if not temperatures:
         return "the temperature ladder is empty"
-    if any(not isinstance(t, int | float) or t <= 0 for t in temperatures):
-        return f"temperatures must be positive (K), got {temperatures}"
+    if any(not isinstance(t, int | float) or isinstance(t, bool) for t in temperatures):
+        return f"temperatures must be numbers (K), got {temperatures}"
     increasing = all(b > a for a, b in itertools.pairwise(temperatures))
     decreasing = all(b < a for a, b in itertools.pairwise(temperatures))
     if mode == "heating" and not increasing:
@@ -51,19 +44,17 @@ def ladder_error(temperatures: list, mode: str) -> str | None:
     return None
 
 
-def protocol_error(protocol: dict, temperature: float, pressure: float) -> str | None:
-    """Why an MD protocol is invalid, or None."""
-    extra = sorted(set(protocol) - PROTOCOL_KEYS)
-    if extra:
-        return f"unknown protocol key(s) {extra}; known: {sorted(PROTOCOL_KEYS)}"
-    for key, minimum in (("equilibration_steps", 0), ("production_steps", 1)):
-        value = protocol.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            return f"{key} must be an integer >= {minimum}, got {value!r}"
+def protocol_error(protocol: dict, temperatures: list[float], pressure: float) -> str | None:
+    """Why the MD settings of a ladder (``PhaseDiagramMd``) cannot run at each of ``temperatures`` and at
+    ``pressure``, or None."""
     try:
-        _md_settings(protocol, temperature, pressure)
-    except (TypeError, ValueError, KeyError) as exc:
-        return f"protocol: {exc}"
+        md = raise_first_problem(PhaseDiagramMd, protocol, "protocol")
+        for temperature in temperatures:
+            md.md_settings(temperature, pressure)
+    except SettingError as error:
+        return str(error)
+    except MdSettingError as error:
+        return f"protocol: {error}"
     return None
 
 
@@ -83,7 +74,7 @@ def validate_inputs(inputs, _) -> str | None:
     temperatures = inputs["temperatures"].get_list()
     error = ladder_error(temperatures, inputs["mode"].value)
     error = error or structure_elements_missing(inputs["structure"], inputs["model"].type_map)
-    error = error or protocol_error(inputs["protocol"].get_dict(), temperatures[0], inputs["pressure"].value)
+    error = error or protocol_error(inputs["protocol"].get_dict(), temperatures, inputs["pressure"].value)
     if error:
         return error
     if len(inputs["repeats"].get_list()) != 3:
@@ -91,21 +82,10 @@ def validate_inputs(inputs, _) -> str | None:
     return None
 
 
-def _md_settings(protocol: dict, temperature: float, pressure: float) -> MdSettings:
-    return MdSettings(
-        ensemble=protocol.get("ensemble", "npt-tri"),
-        temperature=temperature,
-        pressure=pressure,
-        steps=protocol["equilibration_steps"] + protocol["production_steps"],
-        sampling_interval=protocol.get("sampling_interval", 100),
-        timestep=protocol.get("timestep", 0.002),
-        tdamp=protocol.get("tdamp", 0.1),
-        pdamp=protocol.get("pdamp", 0.5),
-    )
-
-
-class PhaseDiagramWorkChain(WorkChain):
+class PhaseDiagramWorkChain(ProtocolMixin, WorkChain):
     """Heating or cooling (each temperature continues from the previous final state) or independent runs."""
+
+    _protocol_file = "phase_diagram"
 
     @classmethod
     def define(cls, spec):
@@ -120,8 +100,8 @@ class PhaseDiagramWorkChain(WorkChain):
         spec.input(
             "protocol",
             valid_type=orm.Dict,
-            help="equilibration_steps, production_steps, ensemble (npt-tri), timestep, tdamp, pdamp, "
-            "sampling_interval (frames), thermo_interval, blocks (for the errors).",
+            help="The MD of each rung (PhaseDiagramMd, protocols/phase_diagram.yaml): equilibration_steps, "
+            "production_steps, ensemble, timestep, tdamp, pdamp, sampling_interval, thermo_interval, blocks.",
         )
         spec.input("seed", valid_type=orm.Int)
         spec.input("options", valid_type=dict, non_db=True, default=lambda: {})
@@ -134,6 +114,38 @@ class PhaseDiagramWorkChain(WorkChain):
         spec.output("table", valid_type=orm.Dict, help="Per temperature: lattice, angles, polar vector, phase.")
         spec.output("plot", valid_type=orm.SinglefileData)
         declare(spec, "ERROR_MD_FAILED")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        model: DeepPotentialData,
+        structure: orm.StructureData,
+        temperatures: list[float],
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        *,
+        mode: str = "heating",
+        repeats: tuple[int, int, int] = (1, 1, 1),
+        pressure: float = 1.0,
+        seed: int = 1,
+    ):
+        """A ladder of ``structure`` (``repeats`` cells of the 5-atom perovskite) run with ``model``: the MD of
+        ``protocol`` (fast, balanced, precise) with ``overrides`` of its keys, checked before anything is stored."""
+        settings = cls.get_protocol_inputs(protocol, overrides)
+        if error := ladder_error(list(temperatures), mode) or protocol_error(settings, temperatures, pressure):
+            raise ValueError(error)
+        builder = cls.get_builder()
+        builder.code = code
+        builder.model = model
+        builder.structure = structure
+        builder.repeats = orm.List(list(repeats))
+        builder.temperatures = orm.List(list(temperatures))
+        builder.mode = orm.Str(mode)
+        builder.pressure = orm.Float(pressure)
+        builder.protocol = orm.Dict(PhaseDiagramMd.model_validate(settings).model_dump(exclude_none=True))
+        builder.seed = orm.Int(seed)
+        return builder
 
     def setup(self):
         temperatures = self.inputs.temperatures.get_list()
@@ -156,14 +168,14 @@ class PhaseDiagramWorkChain(WorkChain):
         return self.ctx.index < len(self.inputs.temperatures.get_list())
 
     def _submit(self, index: int, parent=None):
-        protocol = self.inputs.protocol.get_dict()
+        md = PhaseDiagramMd.model_validate(self.inputs.protocol.get_dict())
         temperature = self.inputs.temperatures.get_list()[index]
-        settings = _md_settings(protocol, temperature, self.inputs.pressure.value)
+        settings = md.md_settings(temperature, self.inputs.pressure.value)
         builder = LammpsMdBaseWorkChain.get_builder()
         builder.md.code = self.inputs.code
         builder.md.model = self.inputs.model
         builder.md.parameters = orm.Dict(dataclasses.asdict(settings))
-        builder.md.thermo_interval = orm.Int(protocol.get("thermo_interval", 10))
+        builder.md.thermo_interval = orm.Int(md.thermo_interval)
         if parent is None:
             builder.md.structure = self.inputs.structure
             builder.md.velocity_seed = self.ctx.seeds[index]
@@ -195,13 +207,13 @@ class PhaseDiagramWorkChain(WorkChain):
                 return self.exit_codes.ERROR_MD_FAILED.format(temperature=temperature, message=message)
             runs[f"thermo__{index}"] = node.outputs.thermo
             runs[f"trajectory__{index}"] = node.outputs.trajectory
-        protocol = self.inputs.protocol.get_dict()
+        protocol = PhaseDiagramMd.model_validate(self.inputs.protocol.get_dict())
         settings = orm.Dict(
             {
                 "temperatures": temperatures,
                 "repeats": self.inputs.repeats.get_list(),
-                "equilibration_steps": protocol["equilibration_steps"],
-                "blocks": protocol.get("blocks", 5),
+                "equilibration_steps": protocol.equilibration_steps,
+                "blocks": protocol.blocks,
             }
         )
         results = summarise_phases(settings, **runs)

@@ -43,7 +43,7 @@ def validate_inputs(inputs, _) -> str | None:
     error = ladder_error(md["temperatures"].get_list(), md["mode"].value)
     if error:
         return f"md: {error}"
-    error = protocol_error(md["protocol"].get_dict(), md["temperatures"][0], md["pressure"].value)
+    error = protocol_error(md["protocol"].get_dict(), md["temperatures"].get_list(), md["pressure"].value)
     if error:
         return f"md: {error}"
     repeats = inputs["repeats"].get_list()

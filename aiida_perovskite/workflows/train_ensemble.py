@@ -14,26 +14,21 @@ from aiida_perovskite.calculations.deepmd_common import DEFAULT_BACKEND
 from aiida_perovskite.calculations.deepmd_train import check_data_against_model
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.exit_codes import declare
-from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.loop.settings import AT_LEAST_ONE, ReuseTraining
+from aiida_perovskite.protocols import ProtocolMixin, load_protocol
+from aiida_perovskite.schema import validation_problem, value_validator
 from aiida_perovskite.tags import tag_child
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
 
 __all__ = ("TrainEnsembleWorkChain",)
 
 
-def validate_num_models(value: orm.Int, _) -> str | None:
-    if value.value < 1:
-        return f"num_models must be at least 1, got {value.value}"
-    return None
-
-
 def validate_reuse(value: Mapping, _) -> str | None:
-    if not value:
+    """A warm start (``ReuseTraining``): the models to start from, their steps and learning rate."""
+    if not value or "numb_steps" not in value:
         return None
-    steps = value.get("numb_steps")
-    if steps is not None and steps.value <= 0:
-        return f"reuse.numb_steps must be positive, got {steps.value}"
-    return None
+    settings = {key: value[key].value for key in ("numb_steps", "start_lr") if key in value}
+    return validation_problem(ReuseTraining, settings, "reuse")
 
 
 def validate_inputs(inputs, _) -> str | None:
@@ -53,15 +48,22 @@ def validate_inputs(inputs, _) -> str | None:
     return None
 
 
-class TrainEnsembleWorkChain(WorkChain):
+class TrainEnsembleWorkChain(ProtocolMixin, WorkChain):
     """Train ``num_models`` Deep Potentials in parallel; seeds come from ``seed`` through ``derive_seeds``."""
+
+    _protocol_file = "deepmd_train"
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
         spec.input("training_set", valid_type=TrainingSetData)
         spec.input("validation_set", valid_type=TrainingSetData, required=False)
-        spec.input("num_models", valid_type=orm.Int, default=lambda: orm.Int(4), validator=validate_num_models)
+        spec.input(
+            "num_models",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(load_protocol("deepmd_train")["num_models"]),
+            validator=value_validator(AT_LEAST_ONE, "num_models"),
+        )
         spec.input("seed", valid_type=orm.Int, help="Ensemble seed; each model's seed derives from it.")
         spec.input_namespace(
             "reuse",
@@ -97,7 +99,7 @@ class TrainEnsembleWorkChain(WorkChain):
         **_,
     ):
         """An ensemble builder: the training inputs of ``protocol`` (see DeepmdTrainBaseWorkChain)."""
-        inputs = load_protocol("deepmd_train", protocol, overrides)
+        inputs = cls.get_protocol_inputs(protocol, overrides)
         base = DeepmdTrainBaseWorkChain.get_builder_from_protocol(code, training_set, protocol, overrides, seed)
         builder = cls.get_builder()
         if training_set is not None:

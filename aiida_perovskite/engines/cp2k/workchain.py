@@ -14,7 +14,7 @@ from aiida.plugins import CalculationFactory
 from aiida_perovskite.engines.cp2k.inputs import label_parameters
 from aiida_perovskite.engines.kpoints import kpoint_mesh
 from aiida_perovskite.exit_codes import declare
-from aiida_perovskite.protocols import load_protocol
+from aiida_perovskite.protocols import ProtocolMixin
 from aiida_perovskite.tags import TagsSubmittedProcesses
 
 __all__ = ("Cp2kLabelBaseWorkChain",)
@@ -28,9 +28,11 @@ SCF_REMEDIES = (
 )
 
 
-class Cp2kLabelBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
+class Cp2kLabelBaseWorkChain(ProtocolMixin, TagsSubmittedProcesses, BaseRestartWorkChain):
     """Run a Cp2kCalculation; on an unconverged SCF change mixing, then smearing; on walltime run again with
     twice the time."""
+
+    _protocol_file = "cp2k"
 
     _process_class = Cp2kCalculation
 
@@ -60,7 +62,7 @@ class Cp2kLabelBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
         ``metadata``."""
         from aiida_perovskite.protocols import recursive_merge
 
-        inputs = load_protocol("cp2k", protocol, overrides)
+        inputs = cls.get_protocol_inputs(protocol, overrides)
         settings = inputs["settings"]
         atoms = structure.get_ase()
         parameters = label_parameters(atoms.get_chemical_symbols(), len(atoms), settings)

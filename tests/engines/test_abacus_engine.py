@@ -14,11 +14,11 @@ from aiida.engine import run_get_node
 
 from aiida_perovskite.engines import get_engine
 from aiida_perovskite.workflows.label import LabelWorkChain
+from tests.engines.test_vasp_engine import distorted_batio3, interleaved_solid_solution
 from tests.helpers import cubic_batio3
 from tests.mock_engines import REPOSITORY, mock_code
 from tests.mock_engines.pseudos import write_fake_orbital, write_fake_upf
 from tests.mock_engines.reference import reference_labels, reference_virial
-from tests.test_vasp_engine import distorted_batio3, interleaved_solid_solution
 
 pytest.importorskip("aiida_abacus", reason="aiida-abacus is not installed (pip install 'aiida-perovskite[abacus]')")
 

@@ -39,7 +39,8 @@ def lammps(aiida_localhost):
         (["missing.pb", "-T", "50,100"], "no model file at missing.pb"),
         (["1", "-T", "100:50:10"], "give 20,60,100 or 20:400:40"),
         (["1", "-T", "50,100", "--code", "nowhere@localhost"], "aiida-perovskite setup registers lmp@localhost"),
-        (["1", "-T", "50,100", "--production-steps", "0"], "production_steps must be an integer >= 1, got 0"),
+        (["1", "-T", "50,100", "--production-steps", "0"], "protocol.production_steps: must be at least 1, got 0"),
+        (["1", "-T", "50,100", "--protocol", "slow"], "'slow' is not one of 'fast', 'balanced', 'precise'"),
     ],
 )
 def test_submit_refuses_bad_input_before_storing(lammps, args, message):

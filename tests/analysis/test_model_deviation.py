@@ -34,7 +34,7 @@ def test_nan_and_infinity_are_failed_never_accurate():
 
 
 def test_virial_criterion_can_only_make_a_frame_worse():
-    levels = TrustLevels(0.05, 0.15, virial_lo=0.01, virial_hi=0.02)
+    levels = TrustLevels(force_lo=0.05, force_hi=0.15, virial_lo=0.01, virial_hi=0.02)
     force = np.array([0.01, 0.01, 0.01, 0.1, 0.2])
     virial = np.array([0.001, 0.015, 0.5, 0.001, 0.001])
     assert classify(force, levels, virial).tolist() == [ACCURATE, CANDIDATE, FAILED, CANDIDATE, FAILED]
@@ -45,8 +45,8 @@ def test_virial_criterion_can_only_make_a_frame_worse():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"force_lo": 0.2, "force_hi": 0.1}, "force_lo < force_hi"),
-        ({"force_lo": 0.1, "force_hi": 0.1}, "force_lo < force_hi"),
+        ({"force_lo": 0.2, "force_hi": 0.1}, "must be below force_hi"),
+        ({"force_lo": 0.1, "force_hi": 0.1}, "must be below force_hi"),
         ({"force_lo": -0.1, "force_hi": 0.1}, "must not be negative"),
         ({"force_lo": 0.1, "force_hi": 0.2, "virial_lo": 0.1}, "both virial_lo and virial_hi"),
     ],
@@ -127,7 +127,7 @@ def test_a_new_selection_strategy_is_one_class_and_one_entry(monkeypatch):
 
     monkeypatch.setitem(md.SELECTORS, "min_deviation", LowestDeviation())
     deviations = np.array([0.05, 0.3, 0.2, 0.4, 0.25])
-    classes = md.classify(deviations, md.TrustLevels(0.1, 0.5))
+    classes = md.classify(deviations, md.TrustLevels(force_lo=0.1, force_hi=0.5))
     pool = md.selector("min_deviation").pool(classes, deviations)
     assert pool.tolist() == [1, 2, 3, 4]  # the candidates, not the accurate frame 0
     assert md.choose(pool, deviations, 2, "min_deviation", seed=None).tolist() == [2, 4]

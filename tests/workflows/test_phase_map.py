@@ -76,7 +76,7 @@ def tf_model(tmp_path_factory):
         ({"y0": "Ba0.5Ca0.4TiO3"}, {}, "sum"),
         ({"y0": "BaTiO3", "sr": "SrTiO3"}, {}, r"\['Sr'\] that the model's type_map"),
         ({"y0": "BaTiO3"}, {"temperatures": [300.0, 100.0], "mode": "heating"}, "strictly increasing"),
-        ({"y0": "BaTiO3"}, {"temperatures": [-10.0]}, "must be positive"),
+        ({"y0": "BaTiO3"}, {"temperatures": [-10.0]}, "temperature must be a positive number"),
         ({"y0": "BaTiO3"}, {"values": {"other": 0.1}}, "composition_values must give a number"),
     ],
 )

@@ -45,21 +45,21 @@ def test_valid_inputs_pass(builder):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("trust", {"force_lo": 0.2, "force_hi": 0.1}, "trust: trust levels need force_lo < force_hi"),
+        ("trust", {"force_lo": 0.2, "force_hi": 0.1}, "trust.force_lo: must be below force_hi"),
         (
             "trust",
             {"force_lo": 0.05, "force_hi": 0.15, "per_system": {"BaTiO3": {"force_hi": 0.01}}},
-            "trust.per_system.BaTiO3: trust levels need force_lo < force_hi",
+            "trust.per_system.BaTiO3.force_lo: must be below force_hi",
         ),
         (
             "conditions",
             {"temperatures": [300.0, -5.0], "ensemble": "nvt", "steps": 10, "sampling_interval": 5},
-            r"temperatures must be positive \(K\), got \[-5.0\]",
+            r"conditions.temperatures\[1\]: temperature must be a positive number, got -5.0",
         ),
         (
             "conditions",
             {"temperatures": [], "ensemble": "nvt", "steps": 10, "sampling_interval": 5},
-            "at least one temperature",
+            r"conditions.temperatures: give a non-empty list",
         ),
         (
             "conditions",

@@ -37,9 +37,9 @@ def test_perturb_structures_is_seeded():
 @pytest.mark.parametrize(
     ("perturbation", "message"),
     [
-        ({"count": 0}, "count must be a positive integer"),
-        ({"count": 2, "cell_strain": 0.8}, "cell_strain must be"),
-        ({"count": 2, "shake": 1}, r"unknown perturbation setting\(s\) \['shake'\]"),
+        ({"count": 0}, "perturbation.count: must be at least 1, got 0"),
+        ({"count": 2, "cell_strain": 0.8}, r"perturbation.cell_strain: must be in \[0, 0.5\), got 0.8"),
+        ({"count": 2, "shake": 1}, r"perturbation.shake: unknown key; allowed keys: count, cell_strain"),
     ],
 )
 def test_init_data_rejects_bad_perturbations(aiida_localhost, perturbation, message):

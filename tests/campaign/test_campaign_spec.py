@@ -14,7 +14,7 @@ from aiida_perovskite.campaign.builder import build_campaign
 from aiida_perovskite.campaign.spec import CampaignError, load_campaign, parse_campaign
 from tests.conftest import executable
 
-EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 VALID = {
     "name": "unit",
@@ -54,6 +54,8 @@ def changed(path: str, value=None, delete: bool = False) -> dict:
         target[key] = value
     return data
 
+
+LADDER = {"structure": {"perovskite": "BaTiO3"}, "temperatures": [100, 300]}
 
 INVALID = [
     # (campaign, key named in the error, words of the message)
@@ -136,11 +138,11 @@ INVALID = [
     (changed("systems", {}), "systems", "at least one system"),
     (changed("systems", {"a__b": {"structure": {"perovskite": "BaTiO3"}}}), "systems.a__b", "single '_'"),
     (changed("systems", {"BTO-T": {"structure": {"perovskite": "BaTiO3"}}}), "systems.BTO-T", "link labels"),
-    (changed("stages.[0].temperatures", [300, 0]), "stages[0].temperatures[1]", "must be positive"),
-    (changed("stages.[0].temperatures", [-50]), "stages[0].temperatures[0]", "must be positive"),
+    (changed("stages.[0].temperatures", [300, 0]), "stages[0].temperatures[1]", "must be a positive number"),
+    (changed("stages.[0].temperatures", [-50]), "stages[0].temperatures[0]", "must be a positive number"),
     (changed("stages.[0].temperatures", []), "stages[0].temperatures", "non-empty list"),
     (changed("stages.[0].ensemble", "npt"), "stages[0].ensemble", "choose one of nvt, npt-iso"),
-    (changed("stages.[0].steps", 0), "stages[0].steps", "at least 1"),
+    (changed("stages.[0].steps", 0), "stages[0].steps", "must be a positive integer"),
     (changed("stages.[0].sampling_interval", 1000), "stages[0].sampling_interval", "longer than the run"),
     (changed("stages.[0].max_iterations", 0), "stages[0].max_iterations", "at least 1"),
     # physically absurd values and sizes the run would refuse or no machine could hold
@@ -160,8 +162,8 @@ INVALID = [
     (changed("stages.[0].max_iterations", delete=True), "stages[0].max_iterations", "missing"),
     (changed("stages", []), "stages", "non-empty list"),
     (changed("convergence.max_iterations", 0), "convergence.max_iterations", "at least 1"),
-    (changed("convergence.accurate_fraction", 1.5), "convergence.accurate_fraction", "fraction in (0, 1]"),
-    (changed("convergence.accurate_fraction", 0), "convergence.accurate_fraction", "must be positive"),
+    (changed("convergence.accurate_fraction", 1.5), "convergence.accurate_fraction", "must be in (0, 1], got 1.5"),
+    (changed("convergence.accurate_fraction", 0), "convergence.accurate_fraction", "must be in (0, 1], got 0"),
     (changed("seed", "abc"), "seed", "expected an integer"),
     (changed("seed", delete=True), "seed", "campaign seed"),
     (changed("protocol", "turbo"), "protocol", "choose one of fast, balanced, precise"),
@@ -178,7 +180,160 @@ INVALID = [
     (changed("training.protocol", "slow"), "training.protocol", "choose one of fast"),
     (changed("training.final", {"numb_steps": -5}), "training.final.numb_steps", "at least 1"),
     (changed("exploration.selection_mode", "best"), "exploration.selection_mode", "choose one of random"),
-    (changed("exploration.skip_frames", -1), "exploration.skip_frames", "at least 0"),
+    (changed("exploration.skip_frames", -1), "exploration.skip_frames", "must not be negative"),
+    # every other field of every model of the file (test_campaign_schema checks that none is left out)
+    (changed("description", 5), "description", "expected a string"),
+    (changed("max_labels", 0), "max_labels", "must be at least 1"),
+    (changed("trust.force_hi", -1.0), "trust.force_hi", "must be positive"),
+    (
+        changed("trust", {"force_lo": 0.05, "force_hi": 0.5, "virial_lo": -0.1, "virial_hi": 0.1}),
+        "trust.virial_lo",
+        "must not be negative",
+    ),
+    (
+        changed("trust", {"force_lo": 0.05, "force_hi": 0.5, "virial_lo": 0.1, "virial_hi": 0}),
+        "trust.virial_hi",
+        "must be positive",
+    ),
+    (changed("systems.BaTiO3.trust", {"force_hi": "high"}), "systems.BaTiO3.trust.force_hi", "expected a number"),
+    (changed("systems.BaTiO3.trust", {"virial_lo": "x"}), "systems.BaTiO3.trust.virial_lo", "expected a number"),
+    (changed("systems.BaTiO3.trust", {"virial_hi": []}), "systems.BaTiO3.trust.virial_hi", "expected a number"),
+    (changed("systems.BaTiO3.stages", []), "systems.BaTiO3.stages", "non-empty list"),
+    (
+        changed("systems.BaTiO3.structure.lattice_constant", 0),
+        "systems.BaTiO3.structure.lattice_constant",
+        "must be positive",
+    ),
+    (changed("systems.BaTiO3.structure.c_over_a", -1.0), "systems.BaTiO3.structure.c_over_a", "must be positive"),
+    (changed("systems.BaTiO3.structure.angle", "90"), "systems.BaTiO3.structure.angle", "expected a number"),
+    (
+        changed("systems.BaTiO3.structure", {"composition": "Ba0.5Sr0.5TiO3", "configuration": -1}),
+        "systems.BaTiO3.structure.configuration",
+        "must not be negative",
+    ),
+    (changed("stages.[0].accurate_fraction", 0), "stages[0].accurate_fraction", "must be in (0, 1]"),
+    (changed("stages.[0].max_force_rmse", 0), "stages[0].max_force_rmse", "must be positive"),
+    (changed("stages.[0].pdamp", 0), "stages[0].pdamp", "pdamp must be a positive number"),
+    (
+        changed("initial_data.perturbation.atom_displacement", 0.6),
+        "initial_data.perturbation.atom_displacement",
+        "[0, 0.5)",
+    ),
+    (
+        changed("initial_data.perturbation.volume_scale", 0),
+        "initial_data.perturbation.volume_scale",
+        "must be positive",
+    ),
+    (changed("validation", {"training_set": "no/such/set"}), "validation.training_set", "no data at"),
+    (changed("training.code", ""), "training.code", "non-empty string"),
+    (changed("training.options", 5), "training.options", "expected a mapping"),
+    (changed("training.reuse", 5), "training.reuse", "expected a mapping"),
+    (changed("training.reuse", {"numb_steps": 0}), "training.reuse.numb_steps", "must be at least 1"),
+    (changed("training.reuse", {"numb_steps": 10, "start_lr": -1e-3}), "training.reuse.start_lr", "must be positive"),
+    (changed("training.final", {"numb_steps": 10, "compress": "yes"}), "training.final.compress", "give true or false"),
+    (changed("exploration.code", ""), "exploration.code", "non-empty string"),
+    (changed("exploration.options", []), "exploration.options", "expected a mapping"),
+    (changed("exploration.sanity", {"min_distance": 0}), "exploration.sanity.min_distance", "must be positive"),
+    (changed("exploration.sanity", {"max_skew": -0.5}), "exploration.sanity.max_skew", "must be positive"),
+    (
+        changed("exploration.sanity", {"max_volume_change": "20%"}),
+        "exploration.sanity.max_volume_change",
+        "expected a number",
+    ),
+    (changed("labeling.code", 5), "labeling.code", "expected a string"),
+    (changed("labeling.options", 5), "labeling.options", "expected a mapping"),
+    (changed("labeling.overrides", {"setings": {}}), "labeling.overrides", "unknown override key 'setings' for cp2k"),
+    (changed("labeling.allow_mixed_levels", "no"), "labeling.allow_mixed_levels", "give true or false"),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "structure": {}}}),
+        "analysis.phase_diagram.structure",
+        "exactly one of",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "repeat": [2, 2]}}),
+        "analysis.phase_diagram.repeat",
+        "three positive integers",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "mode": "annealing"}}),
+        "analysis.phase_diagram.mode",
+        "unknown mode 'annealing'; choose one of heating",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "pressure": "1 bar"}}),
+        "analysis.phase_diagram.pressure",
+        "expected a number",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "protocol": "slow"}}),
+        "analysis.phase_diagram.protocol",
+        "choose one of fast, balanced, precise",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": "fast"}}),
+        "analysis.phase_diagram.md",
+        "expected a mapping",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"blocks": 0}}}),
+        "analysis.phase_diagram.md.blocks",
+        "must be at least 1",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"ensemble": "nve"}}}),
+        "analysis.phase_diagram.md.ensemble",
+        "unknown ensemble 'nve'",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"equilibration_steps": -1}}}),
+        "analysis.phase_diagram.md.equilibration_steps",
+        "must not be negative",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"production_steps": 0}}}),
+        "analysis.phase_diagram.md.production_steps",
+        "must be at least 1",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"sampling_interval": 0}}}),
+        "analysis.phase_diagram.md.sampling_interval",
+        "must be at least 1",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"thermo_interval": 0}}}),
+        "analysis.phase_diagram.md.thermo_interval",
+        "must be at least 1",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"timestep": 2}}}),
+        "analysis.phase_diagram.md.timestep",
+        "0.002 ps = 2 fs",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"tdamp": -1.0}}}),
+        "analysis.phase_diagram.md.tdamp",
+        "tdamp must be a positive number",
+    ),
+    (
+        changed("analysis", {"phase_diagram": {**LADDER, "md": {"pdamp": 0}}}),
+        "analysis.phase_diagram.md.pdamp",
+        "pdamp must be a positive number",
+    ),
+    (
+        changed("analysis", {"phase_diagram": LADDER, "polarization": "x"}),
+        "analysis.polarization",
+        "expected a mapping",
+    ),
+    (
+        changed("analysis", {"phase_diagram": LADDER, "polarization": {"temperatures": [75]}}),
+        "analysis.polarization.temperatures",
+        "not on the phase-diagram ladder",
+    ),
+    (
+        changed("analysis", {"phase_diagram": LADDER, "polarization": {"settings": {"thresold": 0.1}}}),
+        "analysis.polarization.settings.thresold",
+        "unknown key",
+    ),
 ]
 
 

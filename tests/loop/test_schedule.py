@@ -108,3 +108,19 @@ def test_check_convergence_records_the_gate_with_the_test_metrics(aiida_profile)
     decision = result["decision"].get_dict()
     assert decision["force_rmse"] == 0.1 and decision["max_force_rmse"] == 0.2  # stage target 0.1 wins: 0.1 <= 0.1
     assert decision["converged"] and result["progress"]["A"]["stage_results"] == ["converged"]
+
+
+def test_a_new_convergence_criterion_is_one_class_and_one_entry(monkeypatch):
+    from aiida_perovskite.loop import convergence
+
+    class EnergyRmse(convergence.Criterion):
+        key = "max_energy_rmse"
+        measured = "accurate_fraction"  # stands in for a measurement the iteration would record
+
+        def met(self, value, target):
+            return value is not None and value >= target + 0.005
+
+    monkeypatch.setitem(convergence.CRITERIA, EnergyRmse.key, EnergyRmse())
+    stages = {"A": [{**STAGE, "max_iterations": 3, "max_energy_rmse": 0.99}]}
+    assert advance(stages, initial_progress(stages), {"A": 0.992}, threshold=0.9)["A"]["stage_results"] == []
+    assert advance(stages, initial_progress(stages), {"A": 0.996}, threshold=0.9)["A"]["stage_results"] == ["converged"]

@@ -25,7 +25,7 @@ from tests.helpers import cubic_batio3
 
 CHECKS = {"min_distance": 0.5, "max_force": 50.0, "max_energy_deviation": 5.0}
 MF0 = {"kind": "sevenn", "model": "7net-mf-0", "modal": "R2SCAN"}
-TEST_TEACHERS = pathlib.Path(__file__).parent / "teacher_plugins"
+TEST_TEACHERS = pathlib.Path(__file__).resolve().parents[1] / "teacher_plugins"
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def test_input_has_pbesol_stress_and_every_kind():
 
 
 # A real CP2K 2023.1 output (Debian) of BaTiO3 with Ti off-centre; its input is the .inp beside it.
-RECORDED = pathlib.Path(__file__).parent / "data" / "cp2k_batio3_single_point.out"
+RECORDED = pathlib.Path(__file__).resolve().parents[1] / "recorded" / "cp2k_batio3_single_point.out"
 
 
 def recorded_atoms():

@@ -62,8 +62,15 @@ def test_checkpoint_modes_need_their_source(dp_code, training_set):
 
 
 def test_ensemble_needs_at_least_one_model(dp_code, training_set):
-    with pytest.raises(ValueError, match="num_models must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="num_models: must be at least 1, got 0"):
         submit_check(TrainEnsembleWorkChain.get_builder_from_protocol(dp_code, training_set, "fast", num_models=0))
+
+
+def test_a_warm_start_is_checked_as_the_campaign_checks_it(dp_code, training_set):
+    builder = TrainEnsembleWorkChain.get_builder_from_protocol(dp_code, training_set, "fast")
+    builder.reuse.numb_steps = orm.Int(0)
+    with pytest.raises(ValueError, match=r"reuse\.numb_steps: must be at least 1, got 0"):
+        submit_check(builder)
 
 
 def test_ensemble_checks_the_type_map_at_submission(dp_code, training_set):

@@ -157,7 +157,7 @@ def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_pa
     from click.testing import CliRunner
 
     from aiida_perovskite.cli import cli
-    from tests.test_cli_campaign import write_campaign
+    from tests.cli.test_cli_campaign import write_campaign
 
     path = write_campaign(tmp_path / "again.yaml")
     result = CliRunner().invoke(cli, ["campaign", "run", str(path), "--report", str(tmp_path / "report")])
@@ -211,7 +211,7 @@ def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged
 
     from aiida_perovskite.campaign.frames import labeled_frames
     from aiida_perovskite.cli import cli
-    from tests.test_cli_campaign import write_campaign
+    from tests.cli.test_cli_campaign import write_campaign
 
     allow = tmp_path / "allow"
     script = tmp_path / "teacher-flaky"

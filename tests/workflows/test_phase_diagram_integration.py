@@ -72,7 +72,7 @@ def test_heating_ladder_gives_a_table_and_a_plot(daemon, session_computer, tf_mo
         ([], "heating", "the temperature ladder is empty"),
         ([300.0, 200.0], "heating", "heating mode needs strictly increasing temperatures"),
         ([100.0, 200.0], "cooling", "cooling mode needs strictly decreasing temperatures"),
-        ([-50.0, 100.0], "independent", "temperatures must be positive"),
+        ([-50.0, 100.0], "independent", "temperature must be a positive number, got -50.0"),
         ([100.0], "annealing", "unknown mode 'annealing'"),
     ],
 )
@@ -139,3 +139,23 @@ def test_an_md_run_killed_from_outside_is_run_again(aiida_localhost, tf_model, t
     assert "stopped from outside" in first.exit_message
     assert second.is_finished_ok and node.outputs.thermo.get_array("step")[-1] == 20000
     assert len(node.outputs.trajectory.get_stepids()) == 21
+
+
+def test_a_builder_from_the_protocol_with_checked_overrides(aiida_localhost, tiny_pytorch_model):
+    code = orm.InstalledCode(label="lmp-p", computer=aiida_localhost, filepath_executable="/bin/true").store()
+    model = DeepPotentialData(tiny_pytorch_model).store()
+    structure = orm.StructureData(ase=parent_cell("BaTiO3").repeat((2, 2, 2)))
+    args = (code, model, structure, [300.0, 100.0])
+    builder = PhaseDiagramWorkChain.get_builder_from_protocol(
+        *args, "precise", {"blocks": 4}, mode="cooling", repeats=(2, 2, 2)
+    )
+    protocol = builder.protocol.get_dict()
+    assert protocol["production_steps"] == 20000 and protocol["blocks"] == 4 and protocol["ensemble"] == "npt-tri"
+    assert builder.mode.value == "cooling" and builder.repeats.get_list() == [2, 2, 2]
+    instantiate_process(get_manager().get_runner(), builder)  # the ports accept what the protocol built
+    with pytest.raises(ValueError, match="unknown override key 'block' for phase_diagram: did you mean 'blocks'"):
+        PhaseDiagramWorkChain.get_builder_from_protocol(*args, "fast", {"block": 4}, mode="cooling")
+    with pytest.raises(ValueError, match=r"protocol.sampling_interval: sampling_interval 5000 is longer than the run"):
+        PhaseDiagramWorkChain.get_builder_from_protocol(*args, "fast", {"sampling_interval": 5000}, mode="cooling")
+    with pytest.raises(ValueError, match="heating mode needs strictly increasing"):
+        PhaseDiagramWorkChain.get_builder_from_protocol(*args, "fast")
