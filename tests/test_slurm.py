@@ -132,24 +132,34 @@ def test_a_training_past_its_time_limit_is_killed_by_slurm_and_continued_from_it
     assert continued[-1] > reached
 
 
-def _wait_until_training(node, index: int, files: tuple[str, ...]) -> orm.CalcJobNode:
-    """The ``index``-th training job of ``node`` once it runs under Slurm and has written ``files``."""
+def _wait_until_training(node, index: int, ready) -> orm.CalcJobNode:
+    """The ``index``-th training job of ``node`` once it runs under Slurm and ``ready(job folder)`` is true."""
     deadline = time.monotonic() + 300
     while True:
         jobs = calculations(node)
         job = jobs[index] if len(jobs) > index else None
         folder = job.get_remote_workdir() if job is not None else None
-        if job is not None and job.get_job_id() and folder and all((pathlib.Path(folder) / f).exists() for f in files):
+        if job is not None and job.get_job_id() and folder and ready(pathlib.Path(folder)):
             return job
         assert time.monotonic() < deadline and not node.is_terminated, node.exit_message
         time.sleep(1)
 
 
+def _training(folder: pathlib.Path) -> bool:
+    return (folder / "lcurve.out").exists()
+
+
+def _checkpoint_saved(folder: pathlib.Path) -> bool:
+    """TensorFlow logs 'saved checkpoint' once the files a restart reads are complete (the pointer comes earlier)."""
+    log = folder / "train.log"
+    return _training(folder) and log.exists() and "saved checkpoint" in log.read_text()
+
+
 def test_a_job_cancelled_with_scancel_is_reported_and_restarted(daemon, slurm_dp, training_set):
     node = training(slurm_dp, training_set, steps=10**7, walltime=3600, max_iterations=2)
-    first = _wait_until_training(node, 0, ("lcurve.out", "checkpoint"))
+    first = _wait_until_training(node, 0, _checkpoint_saved)
     subprocess.run(["scancel", first.get_job_id()], check=True)
-    restarted = _wait_until_training(node, 1, ("lcurve.out",))  # running, not only queued
+    restarted = _wait_until_training(node, 1, _training)  # running, not only queued
     first = orm.load_node(first.pk)
     assert first.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.status
     assert "the scheduler cancelled the job" in first.exit_message

@@ -23,10 +23,25 @@ __all__ = ("BACKENDS", "BACKEND_SUFFIXES", "DEFAULT_BACKEND", "ModelFileError", 
 # The training protocol's backend (TensorFlow: 1.6x faster training, 7-11x faster LAMMPS MD on CPU).
 DEFAULT_BACKEND = load_protocol("deepmd_train")["backend"]
 
-# DeePMD-kit's backends: the `dp` flag, the frozen model's suffix and the checkpoint a restart reads.
+# DeePMD-kit's backends: the `dp` flag, the frozen model's suffix, the checkpoint a restart reads and the line
+# `dp train` logs once that checkpoint is complete. TensorFlow writes the pointer file `checkpoint` before the
+# meta graph and the `model.ckpt.*` links the restart reads, and logs "saved checkpoint" after them; PyTorch
+# writes the pointer last, so the pointer alone says its checkpoint is complete.
 BACKENDS = {
-    "tensorflow": {"name": "tensorflow", "flag": "--tf", "suffix": ".pb", "checkpoint": "model.ckpt"},
-    "pytorch": {"name": "pytorch", "flag": "--pt", "suffix": ".pth", "checkpoint": "model.ckpt.pt"},
+    "tensorflow": {
+        "name": "tensorflow",
+        "flag": "--tf",
+        "suffix": ".pb",
+        "checkpoint": "model.ckpt",
+        "checkpoint_logged": "saved checkpoint",
+    },
+    "pytorch": {
+        "name": "pytorch",
+        "flag": "--pt",
+        "suffix": ".pth",
+        "checkpoint": "model.ckpt.pt",
+        "checkpoint_logged": None,
+    },
 }
 BACKEND_SUFFIXES = {backend["suffix"]: name for name, backend in BACKENDS.items()}
 

@@ -20,11 +20,25 @@ from aiida_perovskite.calculations.defaults import set_serial_defaults
 from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.exit_codes import declare
 
-__all__ = ("DeepmdTrainCalculation",)
+__all__ = ("DeepmdTrainCalculation", "restartable")
 
 INIT_MODES = ("restart", "init-model", "init-frz-model", "finetune")
 CHECKPOINT_POINTER = "checkpoint"  # names the latest checkpoint; both backends write it with the checkpoint
 CHECKPOINT_GLOBS = (CHECKPOINT_POINTER, "model.ckpt*")
+TRAIN_LOG = "train.log"
+
+
+def restartable(retrieved: orm.FolderData, backend: str) -> bool:
+    """Whether a stopped training left a checkpoint that ``dp train --restart`` can read.
+
+    A job killed while TensorFlow saves its first checkpoint has the pointer file but not yet the meta graph
+    the restart imports (seen with ``scancel`` under load), so the pointer alone is not enough there.
+    """
+    names = retrieved.base.repository.list_object_names()
+    if CHECKPOINT_POINTER not in names:
+        return False
+    logged = BACKENDS[backend]["checkpoint_logged"]
+    return logged is None or (TRAIN_LOG in names and logged in retrieved.base.repository.get_object_content(TRAIN_LOG))
 
 
 def validate_parameters(parameters: orm.Dict, _) -> str | None:
@@ -198,10 +212,10 @@ class DeepmdTrainCalculation(CalcJob):
 
         model_file = f"model{backend['suffix']}"
         commands = [
-            (train_args, "train.log"),
+            (train_args, TRAIN_LOG),
             ([backend["flag"], "freeze", "-o", model_file], "freeze.log"),
         ]
-        retrieve = [self._LCURVE, "train.log", "freeze.log", model_file, self._INPUT_FILE, CHECKPOINT_POINTER]
+        retrieve = [self._LCURVE, TRAIN_LOG, "freeze.log", model_file, self._INPUT_FILE, CHECKPOINT_POINTER]
         if self.inputs.compress.value:
             compressed_file = f"compressed{backend['suffix']}"
             commands.append(

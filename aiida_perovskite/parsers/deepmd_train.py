@@ -12,7 +12,7 @@ from aiida.parsers import Parser
 
 from aiida_perovskite.analysis.deepmd_outputs import parse_learning_curve
 from aiida_perovskite.calculations.deepmd_common import BACKENDS
-from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
+from aiida_perovskite.calculations.deepmd_train import TRAIN_LOG, restartable
 from aiida_perovskite.data import DeepPotentialData
 
 __all__ = ("DeepmdTrainParser",)
@@ -31,7 +31,7 @@ class DeepmdTrainParser(Parser):
         if "lcurve.out" not in names:
             if cancelled:
                 return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=0, total=self._numb_steps())
-            return exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log="train.log")
+            return exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log=TRAIN_LOG)
         try:
             curve = parse_learning_curve(retrieved.base.repository.get_object_content("lcurve.out"))
         except ValueError as exc:
@@ -49,7 +49,7 @@ class DeepmdTrainParser(Parser):
         if curve.last_step < total:
             if cancelled:
                 return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=curve.last_step, total=total)
-            if CHECKPOINT_POINTER not in names:
+            if not restartable(retrieved, backend["name"]):
                 return exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.format(step=curve.last_step, total=total)
             return exit_codes.ERROR_OUT_OF_WALLTIME.format(step=curve.last_step, total=total)
         if model_file not in names:

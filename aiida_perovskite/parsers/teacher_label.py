@@ -7,12 +7,13 @@ no frame is dropped without a reason.
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from aiida_perovskite.teachers.batch import FAILURES_FILE, LABELS_FILE, STATUS_FILE, read_labels
+from aiida_perovskite.teachers.batch import FAILURES_FILE, LABELS_FILE, STATUS_FILE, label_problem, read_labels
 
 __all__ = ("TeacherLabelParser",)
 
@@ -39,21 +40,34 @@ class TeacherLabelParser(Parser):
             return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=LABELS_FILE, log="teacher.log")
         try:
             batch = read_labels(read(LABELS_FILE, mode="rb"), read(FAILURES_FILE))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(filename=LABELS_FILE, error=str(exc))
 
         structures = self.node.inputs.structures
         failures = dict(batch.failures)
+        kept = []
+        for index, name in enumerate(batch.names):
+            if name not in structures:
+                return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(
+                    filename=LABELS_FILE, error=f"it labels a frame {name!r} the job was not given"
+                )
+            problem = label_problem(
+                batch.energies[index], batch.forces[index], batch.virials[index], len(structures[name].sites)
+            )
+            if problem:
+                failures[name] = f"{LABELS_FILE}: {problem}"
+            else:
+                kept.append(index)
         for name in sorted(set(structures) - set(batch.names) - set(failures)):
             failures[name] = NOT_REACHED
-        if batch.names:
+        if kept:
             labels = orm.ArrayData()
-            labels.set_array("names", np.array(batch.names))
-            labels.set_array("uuids", np.array([structures[name].uuid for name in batch.names]))
-            labels.set_array("energies", np.array(batch.energies))
-            labels.set_array("natoms", np.array([len(forces) for forces in batch.forces]))
-            labels.set_array("forces", np.concatenate(batch.forces))
-            labels.set_array("virials", np.array(batch.virials).reshape(-1, 3, 3))
+            labels.set_array("names", np.array([batch.names[i] for i in kept]))
+            labels.set_array("uuids", np.array([structures[batch.names[i]].uuid for i in kept]))
+            labels.set_array("energies", np.array([batch.energies[i] for i in kept]))
+            labels.set_array("natoms", np.array([len(batch.forces[i]) for i in kept]))
+            labels.set_array("forces", np.concatenate([batch.forces[i] for i in kept]))
+            labels.set_array("virials", np.array([batch.virials[i] for i in kept]).reshape(-1, 3, 3))
             self.out("labels", labels)
         self.out("failures", orm.Dict(failures))
         if "load_seconds" in status:

@@ -26,6 +26,7 @@ __all__ = (
     "BatchLabels",
     "FrameChecks",
     "label_batch",
+    "label_problem",
     "read_frames",
     "read_labels",
     "write_frames",
@@ -122,6 +123,17 @@ def read_labels(labels: bytes | pathlib.Path, failures: str) -> BatchLabels:
         )
 
 
+def label_problem(energy: float, forces: np.ndarray, virial: np.ndarray, natoms: int) -> str | None:
+    """Why a label is unusable whatever the teacher: not one force per atom and a 3x3 virial, or not finite.
+    Checked where the teacher computes it and again where the parser reads it (the file may be damaged)."""
+    forces, virial = np.asarray(forces), np.asarray(virial)
+    if forces.shape != (natoms, 3) or virial.shape != (3, 3):
+        return f"the label has forces of shape {forces.shape} and a virial of shape {virial.shape} for {natoms} atoms"
+    if not (np.isfinite(energy) and np.isfinite(forces).all() and np.isfinite(virial).all()):
+        return "the teacher returned NaN or infinite energy, forces or virial"
+    return None
+
+
 def _label_one(evaluator: Evaluator, atoms, checks: FrameChecks) -> tuple[tuple | None, str | None]:
     if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell[:]).all():
         return None, "the frame has NaN or infinite coordinates"
@@ -133,8 +145,9 @@ def _label_one(evaluator: Evaluator, atoms, checks: FrameChecks) -> tuple[tuple 
         energy, forces, virial = evaluator(atoms)
     except Exception as exc:
         return None, f"the teacher raised {type(exc).__name__}: {exc}"
-    if not (np.isfinite(energy) and np.isfinite(forces).all() and np.isfinite(virial).all()):
-        return None, "the teacher returned NaN or infinite energy, forces or virial"
+    problem = label_problem(energy, forces, virial, len(atoms))
+    if problem:
+        return None, problem
     largest = float(np.linalg.norm(forces, axis=1).max())
     if largest > checks.max_force:
         return None, f"a force of {largest:.1f} eV/Å is above max_force {checks.max_force} eV/Å (exploded)"

@@ -10,7 +10,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_perovskite.calculations.deepmd_train import CHECKPOINT_POINTER
+from aiida_perovskite.calculations.deepmd_train import restartable
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import ProtocolMixin
 from aiida_perovskite.tags import TagsSubmittedProcesses
@@ -109,7 +109,7 @@ class DeepmdTrainBaseWorkChain(ProtocolMixin, TagsSubmittedProcesses, BaseRestar
     @process_handler(priority=580, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER])
     def handle_cancelled(self, calculation):
         """A preempted or cancelled job: continue from its checkpoint if it wrote one, else run it again."""
-        if CHECKPOINT_POINTER in calculation.outputs.retrieved.base.repository.list_object_names():
+        if restartable(calculation.outputs.retrieved, self.ctx.inputs.backend.value):
             return self._continue_from_checkpoint(calculation)
         return self._run_again(calculation)
 

@@ -283,6 +283,55 @@ def test_recorded_partial_output_marks_the_frames_not_reached(calcjob_node_with_
     assert list(results["labels"].get_array("uuids")) == [structures["a"].uuid]
 
 
+def _labels_file(names, forces) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        names=np.array(names),
+        energies=np.full(len(names), -40.0),
+        natoms=np.array([len(f) for f in forces]),
+        forces=np.concatenate(forces),
+        virials=np.zeros((len(names), 3, 3)),
+    )
+    return buffer.getvalue()
+
+
+def _parse_teacher_output(calcjob_node_with_retrieved, files: dict):
+    from aiida_perovskite.parsers.teacher_label import TeacherLabelParser
+
+    structures = {name: orm.StructureData(ase=cubic_batio3()) for name in ("a", "b")}
+    teacher = orm.Dict({"kind": "sevenn", "model": "x", "sha256": "0", "level_of_theory": "x"})
+    inputs = {**{f"structures__{k}": v for k, v in structures.items()}, "teacher": teacher}
+    node = calcjob_node_with_retrieved("perovskite.teacher.label", inputs, files)
+    results, calcfunction = TeacherLabelParser.parse_from_node(node, store_provenance=False)
+    return results, calcfunction, structures
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [(np.full((5, 3), np.nan), "NaN or infinite"), (np.zeros((4, 3)), "forces of shape (4, 3)")],
+)
+def test_a_damaged_label_in_the_output_fails_its_frame_and_never_enters_a_set(calcjob_node_with_retrieved, bad, reason):
+    """The parser checks what it reads, not only the teacher what it computes: the file may be damaged."""
+    files = {"labels.npz": _labels_file(["a", "b"], [np.zeros((5, 3)), bad]), "failures.json": "{}"}
+    results, calc, structures = _parse_teacher_output(calcjob_node_with_retrieved, files)
+    assert calc.exit_status == TeacherLabelCalculation.exit_codes.ERROR_FRAMES_FAILED.status
+    assert reason in results["failures"]["b"] and list(results["failures"].keys()) == ["b"]
+    assert list(results["labels"].get_array("uuids")) == [structures["a"].uuid]
+    assert np.isfinite(results["labels"].get_array("forces")).all()
+
+
+@pytest.mark.parametrize("content", [b"\x00garbage" * 50, b"PK\x03\x04 truncated zip"])
+def test_a_garbage_labels_file_is_unreadable_output_not_a_traceback(calcjob_node_with_retrieved, content):
+    results, calc, _ = _parse_teacher_output(
+        calcjob_node_with_retrieved, {"labels.npz": content, "failures.json": "{}"}
+    )
+    assert calc.exit_status == TeacherLabelCalculation.exit_codes.ERROR_UNREADABLE_OUTPUT.status
+    assert "labels.npz cannot be parsed" in calc.exit_message and "labels" not in results
+
+
 def test_the_engine_reports_its_batch_size_and_label_source(aiida_profile):
     engine = get_engine("teacher")
     assert engine.batch_size("fast") == 20 and engine.batch_size() == 100

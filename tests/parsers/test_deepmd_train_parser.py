@@ -27,9 +27,9 @@ def written_input(steps=100):
 
 @pytest.fixture
 def parse(calcjob_node_with_retrieved):
-    def run(files, compress=False):
+    def run(files, compress=False, backend="pytorch"):
         node = calcjob_node_with_retrieved(
-            "perovskite.deepmd.train", {"backend": orm.Str("pytorch"), "compress": orm.Bool(compress)}, files
+            "perovskite.deepmd.train", {"backend": orm.Str(backend), "compress": orm.Bool(compress)}, files
         )
         results, calcfunction = ParserFactory("perovskite.deepmd.train").parse_from_node(node, store_provenance=False)
         return results, calcfunction
@@ -94,6 +94,21 @@ def test_training_cut_before_its_first_checkpoint_is_told_apart(parse):
     _, calc = parse({"lcurve.out": LCURVE, "input.json": written_input(steps=1000)})
     assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.status
     assert "before it wrote a checkpoint" in calc.exit_message
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        ("DEEPMD INFO    saved checkpoint model.ckpt\n", "ERROR_OUT_OF_WALLTIME"),
+        ("DEEPMD INFO    Batch     100: trn: rmse = 3.44e+00\n", "ERROR_STOPPED_BEFORE_CHECKPOINT"),
+    ],
+)
+def test_a_tensorflow_checkpoint_counts_once_dp_logged_it_complete(parse, log, expected):
+    """TensorFlow writes the pointer file before the meta graph a restart imports: a job killed in between left
+    no checkpoint to continue from (seen with scancel under load: the restart failed on model.ckpt.meta)."""
+    files = {"lcurve.out": LCURVE, "input.json": written_input(steps=1000), "checkpoint": "model.ckpt-100"}
+    _, calc = parse({**files, "train.log": log}, backend="tensorflow")
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes[expected].status, calc.exit_message
 
 
 @pytest.mark.parametrize(
@@ -172,8 +187,9 @@ def test_a_cancelled_training_continues_from_its_checkpoint_or_runs_again(base_w
     code = DeepmdTrainCalculation.exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=10, total=100)
     node = failed_training(code, aiida_localhost)
     retrieved = orm.FolderData()
-    if checkpoint:
-        retrieved.base.repository.put_object_from_bytes(b"model.ckpt-10.pt", "checkpoint")
+    retrieved.base.repository.put_object_from_bytes(b"model.ckpt-10", "checkpoint")  # both: TF wrote the pointer
+    if checkpoint:  # and completed the checkpoint
+        retrieved.base.repository.put_object_from_bytes(b"DEEPMD INFO    saved checkpoint model.ckpt\n", "train.log")
     retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="retrieved")
     retrieved.store()
     report = base_workchain.handle_cancelled(node)
