@@ -50,6 +50,12 @@ EXIT_CODES: dict[str, ExitCodeDefinition] = {
         376, "the compressed model {filename} is missing; see {log}.", **_OUTPUT
     ),
     "ERROR_INVALID_MODEL": ExitCodeDefinition(377, "the model file {filename} cannot be used: {error}", **_OUTPUT),
+    "ERROR_EXECUTABLE_NOT_RUN": ExitCodeDefinition(
+        378,
+        "the job could not start {executable} ({reason}): fix the code's executable path on its computer "
+        "(`verdi code show`, `verdi code test`).",
+        **_OUTPUT,
+    ),
     "ERROR_TEACHER_NOT_INSTALLED": ExitCodeDefinition(
         380, "the teacher cannot run on this computer: {message}", **_OUTPUT
     ),

@@ -83,7 +83,13 @@ class LammpsExploreCalculation(CalcJob):
         )
         spec.output("trajectory", valid_type=orm.TrajectoryData, help="Sampled frames, one per deviation row.")
         spec.output("thermo", valid_type=orm.ArrayData, help="Thermo columns; their means as attribute 'mean'.")
-        declare(spec, "ERROR_MISSING_OUTPUT_FILE", "ERROR_UNREADABLE_OUTPUT", "ERROR_MD_UNSTABLE")
+        declare(
+            spec,
+            "ERROR_EXECUTABLE_NOT_RUN",
+            "ERROR_MISSING_OUTPUT_FILE",
+            "ERROR_UNREADABLE_OUTPUT",
+            "ERROR_MD_UNSTABLE",
+        )
 
     def prepare_for_submission(self, folder):
         settings = MdSettings.from_dict(self.inputs.parameters.get_dict())

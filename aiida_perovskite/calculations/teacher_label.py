@@ -116,6 +116,7 @@ class TeacherLabelCalculation(CalcJob):
         spec.output("timings", valid_type=orm.Dict, required=False, help="Teacher load and labeling seconds.")
         declare(
             spec,
+            "ERROR_EXECUTABLE_NOT_RUN",
             "ERROR_MISSING_OUTPUT_FILE",
             "ERROR_UNREADABLE_OUTPUT",
             "ERROR_TEACHER_NOT_INSTALLED",

@@ -4,7 +4,7 @@ built here; every lookup is checked before the first node is stored)."""
 from __future__ import annotations
 
 from aiida import orm
-from aiida.common.exceptions import MultipleObjectsError, NotExistent
+from aiida.common.exceptions import MultipleObjectsError, NotExistent, ValidationError
 
 from aiida_perovskite.calcfunctions.seeds import spawn_seeds
 from aiida_perovskite.calcfunctions.structures import build_solid_solution
@@ -15,6 +15,7 @@ from aiida_perovskite.structures import parent_cell
 
 __all__ = ("build_campaign", "check_campaign", "load_code_for")
 
+CODE_SECTIONS = ("training", "exploration", "labeling")  # the file's sections that name a code
 CODE_PLUGINS = {"training": "perovskite.deepmd.train", "exploration": "perovskite.lammps.explore"}
 
 
@@ -105,10 +106,7 @@ def build_campaign(campaign: Campaign, store: bool = True):
     from aiida_perovskite.engines import get_engine
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 
-    codes = {
-        section: load_code_for(getattr(campaign, section)["code"], f"{section}.code")
-        for section in ("training", "exploration", "labeling")
-    }
+    codes = {section: load_code_for(getattr(campaign, section)["code"], f"{section}.code") for section in CODE_SECTIONS}
     for section, plugin in CODE_PLUGINS.items():
         found = codes[section].default_calc_job_plugin
         if found and found != plugin:
@@ -167,3 +165,19 @@ def check_campaign(campaign: Campaign) -> None:
     error = builder.process_class.spec().inputs.validate(builder._inputs(prune=True))
     if error is not None:
         raise CampaignError(f"input {error.port}", error.message)
+    for section in CODE_SECTIONS:
+        _check_executable(load_code_for(getattr(campaign, section)["code"], f"{section}.code"), f"{section}.code")
+
+
+def _check_executable(code: orm.AbstractCode, key: str) -> None:
+    """An installed code's executable exists and is executable on its computer (a job would die with exit 127)."""
+    if not isinstance(code, orm.InstalledCode):
+        return
+    try:
+        code.validate_filepath_executable()
+    except ValidationError as exc:
+        raise CampaignError(
+            key,
+            f"code {code.full_label}: {exc}; fix its path (`verdi code show {code.full_label}`) or run "
+            "`aiida-perovskite setup`",
+        ) from exc

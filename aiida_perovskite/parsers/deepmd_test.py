@@ -6,6 +6,7 @@ from aiida import orm
 from aiida.parsers import Parser
 
 from aiida_perovskite.analysis.deepmd_outputs import errors_of_predictions, parse_test_details, pooled_errors
+from aiida_perovskite.parsers.job_logs import executable_not_run
 
 __all__ = ("DeepmdTestParser",)
 
@@ -32,7 +33,9 @@ class DeepmdTestParser(Parser):
                 continue
             filename = f"{prefix}.{suffix}.out"
             if filename not in names:
-                return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=filename, log="test.log")
+                return executable_not_run(self, "test.log") or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                    filename=filename, log="test.log"
+                )
             blocks = parse_test_details(self.retrieved.base.repository.get_object_content(filename))
             if quantity == "energy":
                 found = sum(len(block.reference) for block in blocks)

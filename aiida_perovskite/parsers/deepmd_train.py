@@ -14,6 +14,7 @@ from aiida_perovskite.analysis.deepmd_outputs import parse_learning_curve
 from aiida_perovskite.calculations.deepmd_common import BACKENDS
 from aiida_perovskite.calculations.deepmd_train import TRAIN_LOG, restartable
 from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.parsers.job_logs import executable_not_run
 
 __all__ = ("DeepmdTrainParser",)
 
@@ -31,7 +32,7 @@ class DeepmdTrainParser(Parser):
         if "lcurve.out" not in names:
             if cancelled:
                 return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=0, total=self._numb_steps())
-            return exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log=TRAIN_LOG)
+            return executable_not_run(self, TRAIN_LOG) or exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log=TRAIN_LOG)
         try:
             curve = parse_learning_curve(retrieved.base.repository.get_object_content("lcurve.out"))
         except ValueError as exc:

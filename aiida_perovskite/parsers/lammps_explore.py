@@ -9,6 +9,7 @@ from aiida.parsers import Parser
 from aiida_perovskite.analysis.lammps_io import MdSettings, last_error, parse_dump, parse_thermo
 from aiida_perovskite.analysis.model_deviation import parse_model_devi
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT
+from aiida_perovskite.parsers.job_logs import executable_not_run
 
 __all__ = ("LammpsExploreParser",)
 
@@ -22,7 +23,9 @@ class LammpsExploreParser(Parser):
         for required in (calc.DEVI_FILE, calc.DUMP_FILE, calc.LOG_FILE):
             if required not in names:
                 log = f"{calc.LOG_FILE} and the scheduler output"
-                return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=required, log=log)
+                return executable_not_run(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                    filename=required, log=log
+                )
         content = self.retrieved.base.repository.get_object_content
         type_map = next(iter(self.node.inputs.models.values())).type_map
         try:

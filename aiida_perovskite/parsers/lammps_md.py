@@ -12,6 +12,7 @@ from aiida.parsers import Parser
 from aiida_perovskite.analysis.lammps_io import NO_ERROR, MdSettings, last_error, parse_thermo
 from aiida_perovskite.analysis.trajectory_io import read_binary_dump
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT
+from aiida_perovskite.parsers.job_logs import executable_not_run
 
 __all__ = ("LammpsMdParser",)
 
@@ -22,7 +23,9 @@ class LammpsMdParser(Parser):
         names = set(self.retrieved.base.repository.list_object_names())
         for required in (calc.LOG_FILE, calc.DUMP_FILE):
             if required not in names:
-                return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=required, log=LAMMPS_STDOUT)
+                return executable_not_run(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                    filename=required, log=LAMMPS_STDOUT
+                )
         content = self.retrieved.base.repository.get_object_content
         thermo = parse_thermo(content(calc.LOG_FILE))
         table = orm.ArrayData()

@@ -13,6 +13,7 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
+from aiida_perovskite.parsers.job_logs import executable_not_run
 from aiida_perovskite.teachers.batch import FAILURES_FILE, LABELS_FILE, STATUS_FILE, label_problem, read_labels
 
 __all__ = ("TeacherLabelParser",)
@@ -37,7 +38,9 @@ class TeacherLabelParser(Parser):
             name = FATAL_REASONS.get(status.get("reason"), "ERROR_TEACHER_NOT_INSTALLED")
             return self.exit_codes[name].format(message=status.get("message", ""))
         if LABELS_FILE not in files or FAILURES_FILE not in files:
-            return self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(filename=LABELS_FILE, log="teacher.log")
+            return executable_not_run(self, "teacher.log") or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                filename=LABELS_FILE, log="teacher.log"
+            )
         try:
             batch = read_labels(read(LABELS_FILE, mode="rb"), read(FAILURES_FILE))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:

@@ -332,6 +332,17 @@ def test_a_garbage_labels_file_is_unreadable_output_not_a_traceback(calcjob_node
     assert "labels.npz cannot be parsed" in calc.exit_message and "labels" not in results
 
 
+@pytest.mark.parametrize("reason", ["No such file or directory", "Permission denied"])
+def test_a_job_whose_executable_could_not_start_says_so(calcjob_node_with_retrieved, reason):
+    """Recorded from a real job whose code pointed at a path missing on the computer (bash's message)."""
+    log = f"_aiidasubmit.sh: line 13: /opt/nowhere/perovskite-teacher: {reason}\n"
+    _, calc, _ = _parse_teacher_output(calcjob_node_with_retrieved, {"teacher.log": log})
+    assert calc.exit_status == TeacherLabelCalculation.exit_codes.ERROR_EXECUTABLE_NOT_RUN.status
+    assert f"could not start /opt/nowhere/perovskite-teacher ({reason})" in calc.exit_message
+    _, calc, _ = _parse_teacher_output(calcjob_node_with_retrieved, {"teacher.log": "Traceback: killed\n"})
+    assert calc.exit_status == TeacherLabelCalculation.exit_codes.ERROR_MISSING_OUTPUT_FILE.status
+
+
 def test_the_engine_reports_its_batch_size_and_label_source(aiida_profile):
     engine = get_engine("teacher")
     assert engine.batch_size("fast") == 20 and engine.batch_size() == 100
