@@ -10,7 +10,7 @@ with the reference's exit status, history, training set and held-out set (conten
 have *finished* twice for the same inputs (node hashes counted against the reference); processes the kill left
 unfinished (a calcfunction cut mid-way is run again by the restarted step) are counted and reported.
 
-    python bench/soak.py --campaign bench/campaigns/soak-teacher.yaml --points 10 --json bench-results/soak/embedded.json
+    python bench/soak.py --points 10 --json bench-results/soak/embedded.json   # bench/campaigns/soak-teacher.yaml
     python bench/soak.py ... --reference PK       # reuse a finished uninterrupted run of the loaded profile
 
 Run it on each storage stack's profile (AIIDA_PATH / `verdi profile set-default`); the daemon must be running.
@@ -28,18 +28,25 @@ import signal
 import time
 
 import numpy as np
+from aiida.orm import WorkflowNode
 
-# The outline's steps, each found by the label of the process that carries it out (and the stage tag of
-# campaign-tagged jobs, where one label serves two steps).
+
+def _ensemble_stage(stage: str):
+    """A training job of the ensemble the campaign tagged with ``stage`` (job -> restart workchain -> ensemble)."""
+    return lambda node: node.caller is not None and node.caller.caller.base.extras.get("stage", None) == stage
+
+
+# The outline's steps, each found by the label of the process that carries it out (and, where one label
+# serves two steps, which of them).
 STEPS = {
     "initial data": ("perturb_structures", None),
-    "training": ("DeepmdTrainCalculation", "train"),
+    "training": ("DeepmdTrainCalculation", _ensemble_stage("train")),
     "exploration": ("LammpsExploreCalculation", None),
     "selection": ("select_candidates", None),
-    "labeling": ("TeacherLabelCalculation", "label"),
+    "labeling": ("TeacherLabelCalculation", lambda node: node.base.extras.get("stage", None) == "label"),
     "merging": ("merge_training_sets", None),
     "convergence check": ("check_convergence", None),
-    "final training": ("DeepmdTrainCalculation", "final_training"),
+    "final training": ("DeepmdTrainCalculation", _ensemble_stage("final_training")),
 }
 
 
@@ -50,24 +57,22 @@ class KillPoint:
     delay: float  # seconds after the target process appeared
 
 
-def processes(root, label: str, stage: str | None = None) -> list:
-    """The campaign's processes of ``label`` (and stage tag), oldest first."""
-    from aiida import orm
-
-    filters = {"attributes.process_label": label}
-    if stage is not None:
-        filters["extras.stage"] = stage
-    query = orm.QueryBuilder().append(orm.WorkChainNode, filters={"id": root.pk}, tag="root")
-    query.append(orm.ProcessNode, with_ancestors="root", filters=filters, project="*")
-    return sorted(query.all(flat=True), key=lambda node: (node.ctime, node.pk))
-
-
 def descendants(root) -> list:
-    from aiida import orm
+    """Every process the campaign called, at any depth (CALL links, which the QueryBuilder's ancestry skips)."""
+    found, pending = [], [root]
+    while pending:
+        children = list(pending.pop().called)
+        found += children
+        pending += [child for child in children if isinstance(child, WorkflowNode)]
+    return found
 
-    query = orm.QueryBuilder().append(orm.WorkChainNode, filters={"id": root.pk}, tag="root")
-    query.append(orm.ProcessNode, with_ancestors="root", project="*")
-    return query.all(flat=True)
+
+def processes(root, label: str, which=None) -> list:
+    """The campaign's processes of ``label`` (for which ``which`` holds), oldest first."""
+    return sorted(
+        (node for node in descendants(root) if node.process_label == label and (which is None or which(node))),
+        key=lambda node: (node.ctime, node.pk),
+    )
 
 
 def fingerprint(campaign) -> dict:
@@ -93,8 +98,8 @@ def finished_hashes(campaign) -> collections.Counter:
 def durations(campaign) -> dict[str, list[float]]:
     """Per step, how long each of its processes ran in the reference (creation -> last change)."""
     return {
-        step: [(node.mtime - node.ctime).total_seconds() for node in processes(campaign, label, stage)]
-        for step, (label, stage) in STEPS.items()
+        step: [(node.mtime - node.ctime).total_seconds() for node in processes(campaign, label, which)]
+        for step, (label, which) in STEPS.items()
     }
 
 
@@ -112,15 +117,15 @@ def plan(reference: dict[str, list[float]], points: int, seed: int) -> list[Kill
 
 def wait_for(campaign, point: KillPoint, timeout: float = 1800):
     """The target process once it exists (None if the campaign ended first)."""
-    label, stage = STEPS[point.step]
+    label, which = STEPS[point.step]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = processes(campaign, label, stage)
+        found = processes(campaign, label, which)
         if len(found) > point.occurrence:
             return found[point.occurrence]
         if campaign.is_terminated:
             return None
-        time.sleep(0.05)
+        time.sleep(0.1)
     raise TimeoutError(f"{point.step} #{point.occurrence} did not start within {timeout} s")
 
 
@@ -221,7 +226,11 @@ def main() -> None:
     print(f"{identical}/{len(results)} interrupted runs identical to the reference; {twice} process(es) finished twice")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        summary = {"profile": profile.name, "storage": profile.storage_backend, "broker": profile.process_control_backend}
+        summary = {
+            "profile": profile.name,
+            "storage": profile.storage_backend,
+            "broker": profile.process_control_backend,
+        }
         args.json.write_text(json.dumps({**summary, "reference": reference.pk, "runs": results}, indent=1))
 
 

@@ -151,8 +151,23 @@ def _activity(node) -> list[str]:
         where = ", ".join(
             f"{key} {extras[key]}" for key in ("iteration", "stage", "system", "frames", "temperature") if key in extras
         )
-        lines.append(f"  {process.process_label}<{process.pk}> {process.process_state.value} ({where})")
+        lines.append(f"  {process.process_label}<{process.pk}> {_process_state(process)} ({where})")
     return lines
+
+
+def _process_state(process) -> str:
+    """A job's state with what it waits for; a paused process (AiiDA pauses a job whose upload, submission or
+    retrieval failed 5 times, e.g. on a full scratch disk) with its reason and how to go on."""
+    if process.paused:
+        return (
+            f"PAUSED: {process.process_status or 'paused'} -- fix the cause (see `verdi process report {process.pk}`), "
+            f"then `verdi process play {process.pk}`"
+        )
+    from aiida import orm
+
+    if isinstance(process, orm.CalcJobNode) and process.process_status:
+        return f"{process.process_state.value}: {process.process_status}"
+    return process.process_state.value
 
 
 @campaign.command("status")

@@ -129,7 +129,8 @@ class TrainEnsembleWorkChain(ProtocolMixin, WorkChain):
                 self._reuse(inputs.train, self.inputs.reuse.models[f"model_{index}"])
             inputs.metadata = {"call_link_label": f"train_model_{index}"}
             node = self.submit(DeepmdTrainBaseWorkChain, **inputs)
-            tag_child(self.node, node, stage="train", model_index=index)
+            # the campaign's stage of this ensemble (train, final_training), so its jobs are found by it
+            tag_child(self.node, node, stage=self.node.base.extras.get("stage", "train"), model_index=index)
             self.report(f"launched training {index} <{node.pk}> with seed {seed.value}")
             calls[f"model_{index}"] = node
         return ToContext(**calls)

@@ -265,3 +265,21 @@ def test_every_command_has_help_with_an_example(command):
     assert result.exit_code == 0, result.output
     example = result.output.split("Example", 1)
     assert len(example) == 2 and f"aiida-perovskite {' '.join(command)}" in example[1], result.output
+
+
+def test_the_activity_lines_say_what_a_job_waits_for_and_how_to_resume_a_paused_one(aiida_localhost):
+    """AiiDA pauses a job whose upload failed 5 times (seen with a full scratch disk): status names it."""
+    from aiida.engine import ProcessState
+
+    from aiida_perovskite.cli.campaign import _process_state
+
+    job = orm.CalcJobNode(computer=aiida_localhost, process_type="aiida.calculations:perovskite.teacher.label")
+    job.set_process_state(ProcessState.WAITING)
+    job.set_process_status("Waiting for transport task: upload")
+    job.store()
+    assert _process_state(job) == "waiting: Waiting for transport task: upload"
+    job.set_process_status("Pausing after failed transport task: upload_calculation failed 5 times consecutively.")
+    job.pause()
+    state = _process_state(job)
+    assert state.startswith("PAUSED: Pausing after failed transport task: upload_calculation failed 5 times")
+    assert f"verdi process report {job.pk}" in state and f"verdi process play {job.pk}" in state
