@@ -21,12 +21,14 @@ __all__ = (
     "PROFILES_DIR",
     "CodeSpec",
     "SetupError",
+    "cached_processes",
     "ensure_codes",
     "ensure_computer",
     "ensure_daemon",
     "ensure_profile",
     "find_executable",
     "load_yaml",
+    "profile_options",
     "put_venv_on_path",
 )
 
@@ -47,6 +49,32 @@ def load_yaml(path: str | pathlib.Path) -> dict[str, Any]:
         )
     with path.open() as handle:
         return yaml.safe_load(handle) or {}
+
+
+def cached_processes() -> list[str]:
+    """Processes AiiDA takes from its cache when they already finished on the same inputs: the project's
+    calcfunctions (pure functions of their inputs) and ``dp test`` jobs. A workflow step replayed after a daemon
+    crash then does not run its finished calcfunctions again, and the final learning curve does not repeat a test
+    an iteration already ran on the same held-out set."""
+    import importlib
+    import pkgutil
+
+    import aiida_perovskite.calcfunctions as package
+
+    names = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        names += [
+            f"{module.__name__}.{name}"
+            for name, value in vars(module).items()
+            if getattr(value, "is_process_function", False) and value.__module__ == module.__name__
+        ]
+    return [*sorted(names), "aiida.calculations:perovskite.deepmd.test"]
+
+
+def profile_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The AiiDA options of a profile of ``spec`` (profiles/<stack>.yaml): the file's, and the cached processes."""
+    return {**(spec.get("options") or {}), "caching.enabled_for": cached_processes()}
 
 
 def ensure_profile(spec: dict[str, Any], email: str, report: Report = print):
@@ -75,7 +103,7 @@ def ensure_profile(spec: dict[str, Any], email: str, report: Report = print):
             broker_config=spec["broker"].get("config") or None,
         )
         report(f"created profile {name!r} ({spec['storage']['backend']} + {spec['broker']['backend']})")
-    for option, value in (spec.get("options") or {}).items():
+    for option, value in profile_options(spec).items():
         config.set_option(option, value, scope=name)
     if config.default_profile_name != name and (config.default_profile_name is None or spec.get("make_default", True)):
         config.set_default_profile(name, overwrite=True)

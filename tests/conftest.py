@@ -53,9 +53,9 @@ def aiida_profile(aiida_config, aiida_profile_factory):
 
 def _set_profile_options(config, profile, stack: str) -> None:
     """The AiiDA options `aiida-perovskite setup` gives a profile of this stack (profiles/<stack>.yaml)."""
-    from aiida_perovskite.stack import PROFILES_DIR, load_yaml
+    from aiida_perovskite.stack import PROFILES_DIR, load_yaml, profile_options
 
-    for option, value in (load_yaml(PROFILES_DIR / f"{stack}.yaml").get("options") or {}).items():
+    for option, value in profile_options(load_yaml(PROFILES_DIR / f"{stack}.yaml")).items():
         config.set_option(option, value, scope=profile.name)
 
 

@@ -5,10 +5,10 @@ workers, and labeling failures stop it with nothing lost until `relabel` recover
 
 from __future__ import annotations
 
-import os
+import pathlib
 import re
-import signal
 import stat
+import sys
 import time
 
 import pytest
@@ -19,6 +19,9 @@ from aiida_perovskite.tags import campaign_processes
 from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 from tests.campaign_fixtures import CAMPAIGN, submit_campaign
 from tests.conftest import await_process, executable
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
+import soak
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
@@ -172,38 +175,26 @@ def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_pa
     assert _fingerprint(again) == _fingerprint(converged)
 
 
-def _worker_pids(daemon_client) -> list[int]:
-    return [int(pid) for pid in daemon_client.get_worker_info()["info"]]
+# Two of bench/soak.py's kill points (docs/reliability.md has all ten): a teacher job of iteration 0 in flight
+# (occurrence 0 labels the initial data), and the moment the first merge of labels into the training set starts.
+KILL_POINTS = [soak.KillPoint("labeling", 1, 1.0), soak.KillPoint("merging", 0, 0.0)]
 
 
-def test_campaign_survives_sigkill_of_the_daemon_workers_while_the_teacher_labels(converged, daemon):
+@pytest.mark.parametrize("point", KILL_POINTS, ids=lambda point: point.step)
+def test_campaign_survives_sigkill_of_the_daemon_workers(converged, daemon, point):
+    """SIGKILL every daemon worker at ``point``, restart the daemon: the same history and data as the uninterrupted
+    run, and no process finished twice for the same inputs."""
     node = submit_campaign(analysis=None)
-    deadline = time.monotonic() + 900
-    while True:  # wait for a teacher job of the first labeling step after the initial data to run
-        running = [
-            c
-            for c in campaign_processes(node, stage="label", iteration=0)
-            if c.process_label == "TeacherLabelCalculation" and not c.is_terminated
-        ]
-        if running or node.is_terminated:
-            break
-        assert time.monotonic() < deadline, "no labeling job started"
-        time.sleep(0.5)
-    assert not node.is_terminated, node.exit_message
-    for pid in _worker_pids(daemon):
-        os.kill(pid, signal.SIGKILL)
-    daemon.stop_daemon(wait=True)
-    time.sleep(2)
+    target = soak.wait_for(node, point, timeout=900)
+    assert target is not None, f"the campaign ended before {point.step}: {node.exit_message}"
+    time.sleep(max(0.0, point.delay - (time.time() - target.ctime.timestamp())))
     assert not node.is_terminated
-    daemon.start_daemon()
+    soak.kill_and_restart(daemon)
     await_process(node, timeout=1800)
 
     assert node.is_finished_ok, node.exit_message
-    history, data, held = _fingerprint(node)
-    assert (history, data, held) == _fingerprint(converged)
-    jobs = [j for j in campaign_processes(node) if j.process_label == "TeacherLabelCalculation"]
-    keys = [(j.base.extras.get("iteration"), tuple(j.base.extras.get("frames"))) for j in jobs]
-    assert len(keys) == len(set(keys)), keys  # no batch labeled twice
+    assert _fingerprint(node) == _fingerprint(converged)
+    assert soak.finished_twice(node, converged) == {}
 
 
 def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged, session_computer, tmp_path):
