@@ -71,6 +71,12 @@ def frame_balance(campaign) -> list[dict]:
 
     rows = []
     failed = labeled_frames(campaign, failed=True)
+    if len(failed):  # the initial data's frames (perturbations) are labeled in iteration 0 too
+        explored = failed[failed["origin"] == "exploration"]
+        rows.append(
+            {"iteration": "initial data", "failed_in_provenance": int((failed["origin"] != "exploration").sum())}
+        )
+        failed = explored
     for record in campaign.outputs.history.get_list():
         iteration = record["iteration"]
         selected = sum(system["selected"] for system in record["systems"].values())
@@ -112,7 +118,7 @@ def main() -> None:
     parser.add_argument("--campaign", type=pathlib.Path, default=ROOT / "bench/campaigns/soak-teacher.yaml")
     parser.add_argument("--rate", type=float, default=0.3, help="fraction of labeling jobs that fail")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--relabel", type=int, default=3, help="relabel attempts at most")
+    parser.add_argument("--relabel", type=int, default=5, help="relabel attempts at most")
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
 
@@ -152,11 +158,14 @@ def main() -> None:
         print(f"  {fault:10s} {sum(statuses.values()):3d} job(s), exit statuses {statuses}")
     balance = frame_balance(campaign) if "history" in campaign.outputs else []
     for row in balance:
+        if "selected" not in row:
+            print(f"  initial data: {row['failed_in_provenance']} failed frames in the provenance")
+            continue
         print(
             "  iteration {iteration}: selected {selected} = labeled {labeled} + failed {failed} "
             "({failed_in_provenance} failed frames in the provenance)".format(**row)
         )
-    relabels = relabel(campaign, args.relabel) if any(row["failed"] for row in balance) else []
+    relabels = relabel(campaign, args.relabel) if any(row["failed_in_provenance"] for row in balance) else []
     for index, result in enumerate(relabels, 1):
         print(f"  relabel {index}: {result}")
     result = {

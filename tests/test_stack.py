@@ -120,3 +120,27 @@ def test_profile_files_parse():
         spec = yaml.safe_load((PROFILES_DIR / name).read_text())
         assert {"profile", "storage", "broker"} <= set(spec), name
     assert json.dumps(yaml.safe_load((PROFILES_DIR / "computers" / "slurm-example.yaml").read_text()))
+
+
+def test_a_finished_calcfunction_is_taken_from_the_cache_not_run_again(aiida_profile):
+    """The profiles cache every calcfunction of the project (a step replayed after a daemon crash takes the
+    finished result) and `dp test` jobs; the test profile has the options `setup` writes."""
+    import inspect
+
+    from aiida import orm
+    from aiida.manage.caching import get_use_cache
+
+    import aiida_perovskite.calcfunctions.seeds as seeds
+    from aiida_perovskite.stack import cached_processes
+
+    cached = cached_processes()
+    assert "aiida.calculations:perovskite.deepmd.test" in cached
+    assert f"{seeds.__name__}.derive_seeds" in cached and all(get_use_cache(identifier=name) for name in cached)
+    assert not get_use_cache(identifier="aiida.calculations:perovskite.teacher.label")  # labels are not reused
+    for name in cached[:-1]:  # each names a calcfunction of the package
+        module, function = name.rsplit(".", 1)
+        assert inspect.isfunction(getattr(__import__(module, fromlist=[function]), function))
+    _, first = seeds.derive_seeds.run_get_node(orm.Int(11), orm.Int(3))
+    _, again = seeds.derive_seeds.run_get_node(orm.Int(11), orm.Int(3))
+    assert not first.base.caching.is_created_from_cache
+    assert again.base.caching.get_cache_source() == first.uuid
