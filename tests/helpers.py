@@ -114,3 +114,15 @@ def failed_calcjob(computer, entry_point: str, exit_code, remote_path: str | Non
         remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label="remote_folder")
         remote.store()
     return node
+
+
+def script_code(computer, label: str, path: pathlib.Path, script: str, plugin: str = "perovskite.teacher.label"):
+    """A stored InstalledCode running ``script`` (written to ``path`` and made executable): a wrapper that makes a
+    real program slow, flaky or missing on purpose."""
+    from aiida import orm
+
+    path.write_text(script)
+    path.chmod(0o755)
+    return orm.InstalledCode(
+        label=label, computer=computer, filepath_executable=str(path), default_calc_job_plugin=plugin
+    ).store()

@@ -79,15 +79,10 @@ def test_check_refuses_with_the_key_and_the_fix(codes, tmp_path, changes, expect
 
 def test_check_refuses_a_code_whose_executable_is_gone(codes, session_computer, tmp_path):
     """A job would die with bash's exit 127 (ERROR_EXECUTABLE_NOT_RUN); the check says so before submission."""
+    from tests.helpers import script_code
+
     gone = tmp_path / "perovskite-teacher"
-    gone.write_text("#!/bin/sh\n")
-    gone.chmod(0o755)
-    code = orm.InstalledCode(
-        label="teacher-gone",
-        computer=session_computer,
-        filepath_executable=str(gone),
-        default_calc_job_plugin="perovskite.teacher.label",
-    ).store()
+    code = script_code(session_computer, "teacher-gone", gone, "#!/bin/sh\n")
     path = write_campaign(tmp_path / "gone.yaml", **{"labeling.code": code.full_label, "analysis": None})
     assert invoke("check", path).exit_code == 0
     gone.unlink()

@@ -21,7 +21,7 @@ from aiida_perovskite.teachers import TeacherError, describe_teacher, file_sha25
 from aiida_perovskite.teachers.batch import FrameChecks, label_batch
 from aiida_perovskite.workflows.label import LabelWorkChain
 from tests.conftest import executable
-from tests.helpers import cubic_batio3
+from tests.helpers import cubic_batio3, script_code
 
 CHECKS = {"min_distance": 0.5, "max_force": 50.0, "max_energy_deviation": 5.0}
 MF0 = {"kind": "sevenn", "model": "7net-mf-0", "modal": "R2SCAN"}
@@ -425,17 +425,8 @@ def test_label_jobs_stream_a_free_slot_is_refilled_while_a_slow_job_still_runs(d
         f'{sys.executable} -c "import numpy, sys; '
         f"sys.exit(0 if any('slow' in n for n in numpy.load('frames.npz')['names']) else 1)\""
     )
-    wrapper = tmp_path / "teacher-slow-frames"
-    wrapper.write_text(
-        f'#!/bin/bash\nif {slow_when}; then sleep 40; fi\nexec {executable("perovskite-teacher")} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    code = orm.InstalledCode(
-        label="teacher-slow-frames",
-        computer=aiida_localhost,
-        filepath_executable=str(wrapper),
-        default_calc_job_plugin="perovskite.teacher.label",
-    ).store()
+    script = f'#!/bin/bash\nif {slow_when}; then sleep 40; fi\nexec {executable("perovskite-teacher")} "$@"\n'
+    code = script_code(aiida_localhost, "teacher-slow-frames", tmp_path / "teacher-slow-frames", script)
     builder = LabelWorkChain.get_builder()
     builder.engine, builder.code, builder.engine_inputs = orm.Str("teacher"), code, teacher_inputs(MF0)
     builder.protocol, builder.overrides = orm.Str("fast"), orm.Dict({"batch_size": 1})

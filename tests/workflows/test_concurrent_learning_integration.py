@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pathlib
 import re
-import stat
 import sys
 import time
 
@@ -19,6 +18,7 @@ from aiida_perovskite.tags import campaign_processes
 from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 from tests.campaign_fixtures import CAMPAIGN, submit_campaign
 from tests.conftest import await_process, executable
+from tests.helpers import script_code
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
 import soak
@@ -205,18 +205,13 @@ def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged
     from tests.cli.test_cli_campaign import write_campaign
 
     allow = tmp_path / "allow"
-    script = tmp_path / "teacher-flaky"
-    script.write_text(  # a teacher job that crashes until the flag file exists
+    script_code(  # a teacher job that crashes until the flag file exists
+        session_computer,
+        "teacher-flaky",
+        tmp_path / "teacher-flaky",
         f"#!/bin/bash\nif [ ! -e {allow} ]; then echo 'node failure' >&2; exit 1; fi\n"
-        f'exec {executable("perovskite-teacher")} "$@"\n'
+        f'exec {executable("perovskite-teacher")} "$@"\n',
     )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    orm.InstalledCode(
-        label="teacher-flaky",
-        computer=session_computer,
-        filepath_executable=str(script),
-        default_calc_job_plugin="perovskite.teacher.label",
-    ).store()
     init_data = next(c for c in converged.called if c.process_label == "InitDataWorkChain")
     path = write_campaign(
         tmp_path / "flaky.yaml", **{"labeling.code": "teacher-flaky@localhost-session", "analysis": None}
