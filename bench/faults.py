@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--campaign", type=pathlib.Path, default=ROOT / "bench/campaigns/soak-teacher.yaml")
     parser.add_argument("--rate", type=float, default=0.3, help="fraction of labeling jobs that fail")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", type=float, help="labeling.tolerated_failed_fraction (default: the protocol's)")
     parser.add_argument("--relabel", type=int, default=5, help="relabel attempts at most")
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
@@ -135,7 +136,11 @@ def main() -> None:
     data = yaml.safe_load(args.campaign.read_text())
     data["name"] = f"{data['name']}-faults"
     data["labeling"]["code"] = code.full_label
-    data["labeling"]["overrides"] = {"batch_size": 1}  # one frame per job: enough jobs for the rate to show
+    data["labeling"]["overrides"] = {"batch_size": 1}
+    if args.tolerance is not None:
+        data["labeling"]["tolerated_failed_fraction"] = (
+            args.tolerance
+        )  # one frame per job: enough jobs for the rate to show
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "faults.yaml"
         path.write_text(yaml.safe_dump(data))
