@@ -175,9 +175,9 @@ def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_pa
     assert _fingerprint(again) == _fingerprint(converged)
 
 
-# Two of bench/soak.py's kill points (docs/reliability.md has all ten): a teacher job of iteration 0 in flight
-# (occurrence 0 labels the initial data), and the moment the first merge of labels into the training set starts.
-KILL_POINTS = [soak.KillPoint("labeling", 1, 1.0), soak.KillPoint("merging", 0, 0.0)]
+# Two of bench/soak.py's kill points (docs/reliability.md has all ten): the first teacher job after the initial
+# data, 1 s into its run, and the moment the first merge of labels into the training set starts.
+KILL_POINTS = [soak.KillPoint("labeling", 0, 1.0), soak.KillPoint("merging", 0, 0.0)]
 
 
 @pytest.mark.parametrize("point", KILL_POINTS, ids=lambda point: point.step)
