@@ -141,11 +141,21 @@ def wait_for(campaign, point: KillPoint, timeout: float = 1800):
 
 
 def kill_and_restart(client) -> None:
-    """SIGKILL every daemon worker (no clean-up of any kind), then stop and start the daemon."""
+    """SIGKILL every daemon worker (no clean-up of any kind), then stop and start the daemon.
+
+    Starting the daemon of the embedded stack starts a new ZeroMQ broker; a client process that talked to the
+    old one keeps a dead connection, and what it submits afterwards stays 'created' for ever without an error
+    (seen: the soak's second campaign never started). So this process drops its broker connection and runner
+    too, as any long-lived client must after a daemon restart on that stack."""
+    from aiida.manage import get_manager
+
     for pid in client.get_worker_info()["info"]:
         os.kill(int(pid), signal.SIGKILL)
     client.stop_daemon(wait=True)
     client.start_daemon()
+    manager = get_manager()
+    manager.reset_broker()
+    manager.reset_runner()
 
 
 def await_campaign(campaign, timeout: float = 3600) -> None:
