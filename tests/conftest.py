@@ -52,11 +52,13 @@ def aiida_profile(aiida_config, aiida_profile_factory):
 
 
 def _set_profile_options(config, profile, stack: str) -> None:
-    """The AiiDA options `aiida-perovskite setup` gives a profile of this stack (profiles/<stack>.yaml)."""
+    """The AiiDA options `aiida-perovskite setup` gives a profile of this stack (profiles/<stack>.yaml), written
+    to the test configuration (before, they were set in this process only, so the daemon ran without them)."""
     from aiida_perovskite.stack import PROFILES_DIR, load_yaml, profile_options
 
     for option, value in profile_options(load_yaml(PROFILES_DIR / f"{stack}.yaml")).items():
         config.set_option(option, value, scope=profile.name)
+    config.store()  # the daemon's workers read the options from the file
 
 
 class _postgres_database:
