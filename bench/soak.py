@@ -127,13 +127,16 @@ def plan(reference: dict[str, list[float]], points: int, seed: int) -> list[Kill
 
 
 def wait_for(campaign, point: KillPoint, timeout: float = 1800):
-    """The target process once it exists (None if the campaign ended first)."""
+    """The target process, once it exists and ``point.delay`` seconds have passed since it appeared: the moment
+    to kill (None if the campaign ended first)."""
     label, which = STEPS[point.step]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = processes(campaign, label, which)
         if len(found) > point.occurrence:
-            return found[point.occurrence]
+            target = found[point.occurrence]
+            time.sleep(max(0.0, point.delay - (time.time() - target.ctime.timestamp())))
+            return target
         if campaign.is_terminated:
             return None
         time.sleep(0.1)
@@ -177,7 +180,6 @@ def run_point(campaign_file: pathlib.Path, point: KillPoint, client, reference) 
     target = wait_for(campaign, point)
     if target is None:
         raise RuntimeError(f"the campaign ended before {point.step} #{point.occurrence}: {campaign.exit_message}")
-    time.sleep(max(0.0, point.delay - (time.time() - target.ctime.timestamp())))
     target_state = target.process_state.value if target.process_state else "created"
     killed_at = time.monotonic() - start
     kill_and_restart(client)

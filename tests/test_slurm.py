@@ -15,6 +15,8 @@ from aiida import orm
 from aiida.engine import submit
 from aiida.plugins import CalculationFactory
 
+from aiida_perovskite.analysis.model_files import BACKENDS
+from aiida_perovskite.calculations.deepmd_train import TRAIN_LOG
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.stack import PROFILES_DIR, ensure_computer, load_yaml
 from aiida_perovskite.workflows.deepmd_train_base import DeepmdTrainBaseWorkChain
@@ -150,9 +152,10 @@ def _training(folder: pathlib.Path) -> bool:
 
 
 def _checkpoint_saved(folder: pathlib.Path) -> bool:
-    """TensorFlow logs 'saved checkpoint' once the files a restart reads are complete (the pointer comes earlier)."""
-    log = folder / "train.log"
-    return _training(folder) and log.exists() and "saved checkpoint" in log.read_text()
+    """TensorFlow logs that it saved a checkpoint once the files a restart reads are complete (the pointer file
+    comes earlier)."""
+    log = folder / TRAIN_LOG
+    return _training(folder) and log.exists() and BACKENDS["tensorflow"]["checkpoint_logged"] in log.read_text()
 
 
 def test_a_job_cancelled_with_scancel_is_reported_and_restarted(daemon, slurm_dp, training_set):

@@ -106,7 +106,7 @@ def build_campaign(campaign: Campaign, store: bool = True):
     from aiida_perovskite.engines import get_engine
     from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
 
-    codes = {section: load_code_for(getattr(campaign, section)["code"], f"{section}.code") for section in CODE_SECTIONS}
+    codes = _codes(campaign)
     for section, plugin in CODE_PLUGINS.items():
         found = codes[section].default_calc_job_plugin
         if found and found != plugin:
@@ -165,8 +165,13 @@ def check_campaign(campaign: Campaign) -> None:
     error = builder.process_class.spec().inputs.validate(builder._inputs(prune=True))
     if error is not None:
         raise CampaignError(f"input {error.port}", error.message)
-    for section in CODE_SECTIONS:
-        _check_executable(load_code_for(getattr(campaign, section)["code"], f"{section}.code"), f"{section}.code")
+    for section, code in _codes(campaign).items():
+        _check_executable(code, f"{section}.code")
+
+
+def _codes(campaign: Campaign) -> dict[str, orm.AbstractCode]:
+    """The code of each section of the file that names one."""
+    return {section: load_code_for(getattr(campaign, section)["code"], f"{section}.code") for section in CODE_SECTIONS}
 
 
 def _check_executable(code: orm.AbstractCode, key: str) -> None:

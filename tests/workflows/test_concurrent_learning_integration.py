@@ -8,7 +8,6 @@ from __future__ import annotations
 import pathlib
 import re
 import sys
-import time
 
 import pytest
 from aiida import orm
@@ -150,11 +149,6 @@ def test_every_labeled_frame_is_traced_from_its_md_step_to_the_set_it_entered(co
     assert result.exit_code == 1 and "no node with PK 987654321" in result.output
 
 
-def _fingerprint(node: orm.WorkChainNode) -> tuple:
-    history = node.outputs.history.get_list()
-    return history, node.outputs.training_set.content_hash(), node.outputs.held_out_set.content_hash()
-
-
 def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_path):
     """Run again through `campaign run` (submit, watch until it ends, report): the same history and data."""
     from click.testing import CliRunner
@@ -172,7 +166,7 @@ def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_pa
     assert f"campaign cl-test <{pk}>: finished [0]" in result.output  # the watched table's last state
     assert (tmp_path / "report" / "report.md").is_file()
     assert again.base.extras.get("campaign_file") == str(path.resolve())
-    assert _fingerprint(again) == _fingerprint(converged)
+    assert soak.fingerprint(again) == soak.fingerprint(converged)
 
 
 # Two of bench/soak.py's kill points (docs/reliability.md has all ten): the first teacher job after the initial
@@ -187,13 +181,12 @@ def test_campaign_survives_sigkill_of_the_daemon_workers(converged, daemon, poin
     node = submit_campaign(analysis=None)
     target = soak.wait_for(node, point, timeout=900)
     assert target is not None, f"the campaign ended before {point.step}: {node.exit_message}"
-    time.sleep(max(0.0, point.delay - (time.time() - target.ctime.timestamp())))
     assert not node.is_terminated
     soak.kill_and_restart(daemon)
     await_process(node, timeout=1800)
 
     assert node.is_finished_ok, node.exit_message
-    assert _fingerprint(node) == _fingerprint(converged)
+    assert soak.fingerprint(node) == soak.fingerprint(converged)
     assert soak.finished_twice(node, converged) == {}
 
 
