@@ -56,6 +56,12 @@ EXIT_CODES: dict[str, ExitCodeDefinition] = {
         "(`verdi code show`, `verdi code test`).",
         **_OUTPUT,
     ),
+    "ERROR_DISK_FULL": ExitCodeDefinition(
+        379,
+        "the job ran out of disk space in its working directory ({evidence}): free space there (`verdi calcjob "
+        "cleanworkdir`) or give the computer a larger scratch, then run it again.",
+        **_OUTPUT,
+    ),
     "ERROR_TEACHER_NOT_INSTALLED": ExitCodeDefinition(
         380, "the teacher cannot run on this computer: {message}", **_OUTPUT
     ),

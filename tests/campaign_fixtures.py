@@ -1,18 +1,25 @@
-"""The small teacher campaign that several test modules look at, run once per session through the daemon: a
-2x2x2 polar BaTiO3 cell labeled by SevenNet-MF-0, short MD at 50 K, a phase diagram and a polarization analysis
-of its final model."""
+"""The small teacher campaign that several test modules look at, run once per session as a user runs it
+(`aiida-perovskite campaign run FILE --report DIR`: submit to the daemon, watch, report): a 2x2x2 polar BaTiO3
+cell labeled by SevenNet-MF-0, short MD at 50 K, a phase diagram and a polarization analysis of its final
+model."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import pathlib
+import re
 
 import pytest
+import yaml
 from aiida import orm
 from aiida.engine import submit
+from click.testing import CliRunner
 
 from aiida_perovskite.campaign.builder import build_campaign
 from aiida_perovskite.campaign.spec import parse_campaign
-from tests.conftest import await_process, executable
+from aiida_perovskite.cli import cli
+from tests.conftest import executable
 
 # A 2x2x2 polar tetragonal cell near the teacher's minimum, labeled by SevenNet-MF-0 (r2SCAN); short MD at 50 K.
 CAMPAIGN = {
@@ -86,6 +93,40 @@ def submit_campaign(campaign: dict | None = None, **changes) -> orm.WorkChainNod
     return submit(build_campaign(parse_campaign({**copy.deepcopy(campaign or CAMPAIGN), **changes})))
 
 
+def write_campaign(path: pathlib.Path, **changes) -> pathlib.Path:
+    """CAMPAIGN as a campaign file, with ``changes`` ("a.b" sets a nested key)."""
+    data = copy.deepcopy(CAMPAIGN)
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        target = data
+        for parent in parents:
+            target = target[parent]
+        target[last] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignRun:
+    """What `campaign run` printed and wrote, and the campaign it ran."""
+
+    node: orm.WorkChainNode
+    file: pathlib.Path
+    output: str
+    exit_code: int
+    report: pathlib.Path
+
+
 @pytest.fixture(scope="session")
-def converged(daemon, codes) -> orm.WorkChainNode:
-    return await_process(submit_campaign(), timeout=1800)
+def converged_run(daemon, codes, tmp_path_factory) -> CampaignRun:
+    directory = tmp_path_factory.mktemp("campaign-run")
+    path = write_campaign(directory / "cl-test.yaml")
+    result = CliRunner().invoke(cli, ["campaign", "run", str(path), "--report", str(directory / "report")])
+    found = re.search(r"submitted campaign 'cl-test': ConcurrentLearningWorkChain<(\d+)>", result.output)
+    assert found, result.output
+    return CampaignRun(orm.load_node(int(found.group(1))), path, result.output, result.exit_code, directory / "report")
+
+
+@pytest.fixture(scope="session")
+def converged(converged_run) -> orm.WorkChainNode:
+    return converged_run.node

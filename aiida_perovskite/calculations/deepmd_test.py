@@ -43,7 +43,9 @@ class DeepmdTestCalculation(CalcJob):
         )
         spec.output("predictions", valid_type=orm.ArrayData, help="Reference and predicted values per system.")
         spec.default_output_node = "metrics"
-        declare(spec, "ERROR_EXECUTABLE_NOT_RUN", "ERROR_MISSING_OUTPUT_FILE", "ERROR_INCOMPLETE_OUTPUT")
+        declare(
+            spec, "ERROR_EXECUTABLE_NOT_RUN", "ERROR_DISK_FULL", "ERROR_MISSING_OUTPUT_FILE", "ERROR_INCOMPLETE_OUTPUT"
+        )
 
     def prepare_for_submission(self, folder):
         model: DeepPotentialData = self.inputs.model

@@ -157,6 +157,7 @@ class DeepmdTrainCalculation(CalcJob):
         declare(
             spec,
             "ERROR_EXECUTABLE_NOT_RUN",
+            "ERROR_DISK_FULL",
             "ERROR_MISSING_LEARNING_CURVE",
             "ERROR_MISSING_MODEL",
             "ERROR_MISSING_COMPRESSED_MODEL",

@@ -86,6 +86,7 @@ class LammpsExploreCalculation(CalcJob):
         declare(
             spec,
             "ERROR_EXECUTABLE_NOT_RUN",
+            "ERROR_DISK_FULL",
             "ERROR_MISSING_OUTPUT_FILE",
             "ERROR_UNREADABLE_OUTPUT",
             "ERROR_MD_UNSTABLE",

@@ -73,7 +73,12 @@ class LammpsMdCalculation(CalcJob):
         spec.output("thermo", valid_type=orm.ArrayData, help="step, temp, press, vol, lx..yz, pe, ... per row.")
         spec.output("trajectory", valid_type=orm.TrajectoryData, help="Frames every sampling_interval steps.")
         declare(
-            spec, "ERROR_EXECUTABLE_NOT_RUN", "ERROR_MISSING_OUTPUT_FILE", "ERROR_MD_INTERRUPTED", "ERROR_MD_UNSTABLE"
+            spec,
+            "ERROR_EXECUTABLE_NOT_RUN",
+            "ERROR_DISK_FULL",
+            "ERROR_MISSING_OUTPUT_FILE",
+            "ERROR_MD_INTERRUPTED",
+            "ERROR_MD_UNSTABLE",
         )
 
     def prepare_for_submission(self, folder):

@@ -117,6 +117,7 @@ class TeacherLabelCalculation(CalcJob):
         declare(
             spec,
             "ERROR_EXECUTABLE_NOT_RUN",
+            "ERROR_DISK_FULL",
             "ERROR_MISSING_OUTPUT_FILE",
             "ERROR_UNREADABLE_OUTPUT",
             "ERROR_TEACHER_NOT_INSTALLED",

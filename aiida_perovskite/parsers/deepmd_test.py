@@ -6,7 +6,7 @@ from aiida import orm
 from aiida.parsers import Parser
 
 from aiida_perovskite.analysis.deepmd_outputs import errors_of_predictions, parse_test_details, pooled_errors
-from aiida_perovskite.parsers.job_logs import executable_not_run
+from aiida_perovskite.parsers.job_logs import failure_in_logs
 
 __all__ = ("DeepmdTestParser",)
 
@@ -33,7 +33,7 @@ class DeepmdTestParser(Parser):
                 continue
             filename = f"{prefix}.{suffix}.out"
             if filename not in names:
-                return executable_not_run(self, "test.log") or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                return failure_in_logs(self, "test.log") or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
                     filename=filename, log="test.log"
                 )
             blocks = parse_test_details(self.retrieved.base.repository.get_object_content(filename))

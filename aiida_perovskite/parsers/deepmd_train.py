@@ -14,7 +14,7 @@ from aiida_perovskite.analysis.deepmd_outputs import parse_learning_curve
 from aiida_perovskite.calculations.deepmd_common import BACKENDS
 from aiida_perovskite.calculations.deepmd_train import TRAIN_LOG, restartable
 from aiida_perovskite.data import DeepPotentialData
-from aiida_perovskite.parsers.job_logs import executable_not_run
+from aiida_perovskite.parsers.job_logs import disk_full, failure_in_logs
 
 __all__ = ("DeepmdTrainParser",)
 
@@ -32,13 +32,13 @@ class DeepmdTrainParser(Parser):
         if "lcurve.out" not in names:
             if cancelled:
                 return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=0, total=self._numb_steps())
-            return executable_not_run(self, TRAIN_LOG) or exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log=TRAIN_LOG)
+            return failure_in_logs(self, TRAIN_LOG) or exit_codes.ERROR_MISSING_LEARNING_CURVE.format(log=TRAIN_LOG)
         try:
             curve = parse_learning_curve(retrieved.base.repository.get_object_content("lcurve.out"))
         except ValueError as exc:
             if cancelled:  # cancelled before dp wrote the header: not a broken file
                 return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=0, total=self._numb_steps())
-            return exit_codes.ERROR_UNREADABLE_LEARNING_CURVE.format(error=str(exc))
+            return disk_full(self, TRAIN_LOG) or exit_codes.ERROR_UNREADABLE_LEARNING_CURVE.format(error=str(exc))
         self.out("learning_curve", _curve_node(curve))
 
         divergence = curve.divergence_step()
@@ -50,11 +50,16 @@ class DeepmdTrainParser(Parser):
         if curve.last_step < total:
             if cancelled:
                 return exit_codes.ERROR_CANCELLED_BY_SCHEDULER.format(step=curve.last_step, total=total)
+            full = disk_full(self, TRAIN_LOG)
+            if full:  # a checkpoint or the log could not be written: a restart would fail the same way
+                return full
             if not restartable(retrieved, backend["name"]):
                 return exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.format(step=curve.last_step, total=total)
             return exit_codes.ERROR_OUT_OF_WALLTIME.format(step=curve.last_step, total=total)
         if model_file not in names:
-            return exit_codes.ERROR_MISSING_MODEL.format(filename=model_file, log="freeze.log")
+            return disk_full(self, "freeze.log") or exit_codes.ERROR_MISSING_MODEL.format(
+                filename=model_file, log="freeze.log"
+            )
 
         metrics = {**curve.final(), "numb_steps": curve.last_step}
         with tempfile.TemporaryDirectory() as tmp:

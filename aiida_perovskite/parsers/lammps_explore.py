@@ -9,7 +9,7 @@ from aiida.parsers import Parser
 from aiida_perovskite.analysis.lammps_io import MdSettings, last_error, parse_dump, parse_thermo
 from aiida_perovskite.analysis.model_deviation import parse_model_devi
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT
-from aiida_perovskite.parsers.job_logs import executable_not_run
+from aiida_perovskite.parsers.job_logs import disk_full, failure_in_logs
 
 __all__ = ("LammpsExploreParser",)
 
@@ -23,7 +23,7 @@ class LammpsExploreParser(Parser):
         for required in (calc.DEVI_FILE, calc.DUMP_FILE, calc.LOG_FILE):
             if required not in names:
                 log = f"{calc.LOG_FILE} and the scheduler output"
-                return executable_not_run(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                return failure_in_logs(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
                     filename=required, log=log
                 )
         content = self.retrieved.base.repository.get_object_content
@@ -31,7 +31,9 @@ class LammpsExploreParser(Parser):
         try:
             deviations = parse_model_devi(content(calc.DEVI_FILE))
         except ValueError as exc:
-            return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(filename=calc.DEVI_FILE, error=str(exc))
+            return disk_full(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(
+                filename=calc.DEVI_FILE, error=str(exc)
+            )
         frames = parse_dump(content(calc.DUMP_FILE), type_map)
         thermo = parse_thermo(content(calc.LOG_FILE))
 

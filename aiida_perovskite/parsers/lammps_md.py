@@ -12,7 +12,7 @@ from aiida.parsers import Parser
 from aiida_perovskite.analysis.lammps_io import NO_ERROR, MdSettings, last_error, parse_thermo
 from aiida_perovskite.analysis.trajectory_io import read_binary_dump
 from aiida_perovskite.calculations.defaults import LAMMPS_STDOUT
-from aiida_perovskite.parsers.job_logs import executable_not_run
+from aiida_perovskite.parsers.job_logs import disk_full, failure_in_logs
 
 __all__ = ("LammpsMdParser",)
 
@@ -23,7 +23,7 @@ class LammpsMdParser(Parser):
         names = set(self.retrieved.base.repository.list_object_names())
         for required in (calc.LOG_FILE, calc.DUMP_FILE):
             if required not in names:
-                return executable_not_run(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+                return failure_in_logs(self, LAMMPS_STDOUT) or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
                     filename=required, log=LAMMPS_STDOUT
                 )
         content = self.retrieved.base.repository.get_object_content
@@ -54,6 +54,9 @@ class LammpsMdParser(Parser):
         done = int(steps[-1] - steps[0]) if steps.size else 0
         finite = all(np.all(np.isfinite(values)) for values in thermo.values())
         if done < settings.steps or not finite or not frames:
+            full = disk_full(self, LAMMPS_STDOUT)
+            if full:
+                return full
             error = last_error(content(LAMMPS_STDOUT))
             if finite and error == NO_ERROR:  # killed from outside (machine stop, scheduler), not by the physics
                 return self.exit_codes.ERROR_MD_INTERRUPTED.format(step=done, steps=settings.steps)

@@ -13,7 +13,7 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from aiida_perovskite.parsers.job_logs import executable_not_run
+from aiida_perovskite.parsers.job_logs import disk_full, failure_in_logs
 from aiida_perovskite.teachers.batch import FAILURES_FILE, LABELS_FILE, STATUS_FILE, label_problem, read_labels
 
 __all__ = ("TeacherLabelParser",)
@@ -38,13 +38,15 @@ class TeacherLabelParser(Parser):
             name = FATAL_REASONS.get(status.get("reason"), "ERROR_TEACHER_NOT_INSTALLED")
             return self.exit_codes[name].format(message=status.get("message", ""))
         if LABELS_FILE not in files or FAILURES_FILE not in files:
-            return executable_not_run(self, "teacher.log") or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
+            return failure_in_logs(self, "teacher.log") or self.exit_codes.ERROR_MISSING_OUTPUT_FILE.format(
                 filename=LABELS_FILE, log="teacher.log"
             )
         try:
             batch = read_labels(read(LABELS_FILE, mode="rb"), read(FAILURES_FILE))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            return self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(filename=LABELS_FILE, error=str(exc))
+            return disk_full(self, "teacher.log") or self.exit_codes.ERROR_UNREADABLE_OUTPUT.format(
+                filename=LABELS_FILE, error=str(exc)
+            )
 
         structures = self.node.inputs.structures
         failures = dict(batch.failures)

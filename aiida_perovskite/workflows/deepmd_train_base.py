@@ -14,6 +14,7 @@ from aiida_perovskite.calculations.deepmd_train import restartable
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.protocols import ProtocolMixin
 from aiida_perovskite.tags import TagsSubmittedProcesses
+from aiida_perovskite.workflows.disk_space import pause_until_space_is_freed
 
 __all__ = ("DeepmdTrainBaseWorkChain",)
 
@@ -78,6 +79,11 @@ class DeepmdTrainBaseWorkChain(ProtocolMixin, TagsSubmittedProcesses, BaseRestar
             f"{calculation.exit_status}: {calculation.exit_message}"
         )
         self.report(f"action taken: {action}")
+
+    @process_handler(priority=700, exit_codes=[DeepmdTrainCalculation.exit_codes.ERROR_DISK_FULL])
+    def handle_disk_full(self, calculation):
+        """Pause until the disk has space, then run the job again."""
+        return pause_until_space_is_freed(self, calculation)
 
     @process_handler(
         priority=600,

@@ -7,6 +7,7 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 
 from aiida_perovskite.calculations.lammps_md import LammpsMdCalculation
 from aiida_perovskite.tags import TagsSubmittedProcesses
+from aiida_perovskite.workflows.disk_space import pause_until_space_is_freed
 
 __all__ = ("LammpsMdBaseWorkChain",)
 
@@ -33,6 +34,11 @@ class LammpsMdBaseWorkChain(TagsSubmittedProcesses, BaseRestartWorkChain):
     def setup(self):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(LammpsMdCalculation, "md"))
+
+    @process_handler(priority=700, exit_codes=[LammpsMdCalculation.exit_codes.ERROR_DISK_FULL])
+    def handle_disk_full(self, calculation):
+        """Pause until the disk has space, then run the job again."""
+        return pause_until_space_is_freed(self, calculation)
 
     @process_handler(
         priority=600,

@@ -5,9 +5,7 @@ test_concurrent_learning_integration.py."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import pathlib
 import re
 
 import numpy as np
@@ -17,23 +15,11 @@ from aiida import orm
 from click.testing import CliRunner
 
 from aiida_perovskite.cli import cli
-from tests.campaign_fixtures import CAMPAIGN
+from tests.campaign_fixtures import CAMPAIGN, write_campaign
 
 
 def invoke(*args: str):
     return CliRunner().invoke(cli, ["campaign", *map(str, args)])
-
-
-def write_campaign(path: pathlib.Path, **changes) -> pathlib.Path:
-    data = copy.deepcopy(CAMPAIGN)
-    for key, value in changes.items():  # "a.b" sets a nested key
-        *parents, last = key.split(".")
-        target = data
-        for parent in parents:
-            target = target[parent]
-        target[last] = value
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_check_accepts_a_valid_file_and_stores_nothing(codes, tmp_path):

@@ -145,6 +145,38 @@ def test_a_job_cancelled_before_its_learning_curve_has_a_header_is_cancelled(par
     assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_UNREADABLE_LEARNING_CURVE.status
 
 
+# The end of the train.log of a real `dp --tf train` whose work directory (a 1 MB tmpfs) filled while TensorFlow
+# saved a checkpoint (docs/reliability.md): the full disk cut its own error message short.
+TF_DISK_FULL = """  File ".../tensorflow/python/lib/io/file_io.py", line 365, in write_string_to_file
+    f.write(file_content)
+  File ".../tensorflow/python/lib/io/file_io.py", line 101, in write
+    self._writable_file.append(
+tensorflow.python.framework.errors_impl.ResourceExhaustedEr"""
+TF_OUT_OF_MEMORY = """  File ".../tensorflow/python/client/session.py", line 1401, in _do_call
+    raise type(e)(node_def, op, message)
+tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with shape[4096,100]
+"""
+
+
+@pytest.mark.parametrize(
+    ("log", "evidence"),
+    [
+        (TF_DISK_FULL, "errors_impl.ResourceExhausted"),
+        ("OSError: [Errno 28] No space left on device: 'model.ckpt-10.pt'\n", "No space left on device"),
+        ("OSError: [Errno 122] Disk quota exceeded\n", "Disk quota exceeded"),
+        (TF_OUT_OF_MEMORY, None),  # out of memory is not a full disk
+    ],
+)
+def test_a_training_whose_disk_filled_is_told_apart_from_one_that_stopped(parse, log, evidence):
+    files = {"lcurve.out": LCURVE, "input.json": written_input(steps=1000), "train.log": log}
+    _, calc = parse(files, backend="tensorflow")
+    if evidence is None:
+        assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_STOPPED_BEFORE_CHECKPOINT.status
+        return
+    assert calc.exit_status == DeepmdTrainCalculation.exit_codes.ERROR_DISK_FULL.status, calc.exit_message
+    assert evidence in calc.exit_message and "train.log" in calc.exit_message
+
+
 @pytest.fixture
 def base_workchain(dp_code):
     """A DeepmdTrainBaseWorkChain instance set up with fast-protocol inputs, not run."""
@@ -207,3 +239,13 @@ def test_divergence_handler_halves_the_learning_rate_then_gives_up(base_workchai
         assert base_workchain.ctx.inputs.parameters["learning_rate"]["start_lr"] == pytest.approx(expected)
     report = base_workchain.handle_diverged(failed_training(code, aiida_localhost))
     assert report.exit_code.status == DeepmdTrainBaseWorkChain.exit_codes.ERROR_TRAINING_UNRECOVERABLE.status
+
+
+def test_a_full_disk_pauses_the_training_until_it_is_played(base_workchain, aiida_localhost):
+    """Rerunning at once would fail the same way: the workchain pauses, saying what to free and how to go on."""
+    code = DeepmdTrainCalculation.exit_codes.ERROR_DISK_FULL.format(evidence="'No space left on device' in train.log")
+    before = dict(base_workchain.ctx.inputs)
+    report = base_workchain.handle_disk_full(failed_training(code, aiida_localhost))
+    assert report.do_break and report.exit_code.status == 0
+    assert dict(base_workchain.ctx.inputs) == before  # the same job again once played
+    assert base_workchain._pausing is not None or base_workchain.paused

@@ -1,7 +1,8 @@
 """The concurrent-learning loop for real (dp, lmp, the SevenNet teacher, a live daemon) on a small BaTiO3
 campaign: it converges with the accurate fraction rising and the held-out error falling, its provenance links
-every label to the teacher, the same file and seed give the same history and data, it survives SIGKILLed daemon
-workers, and labeling failures stop it with nothing lost until `relabel` recovers them."""
+every label to the teacher, `campaign run` submits, watches and reports it, it survives SIGKILLed daemon workers and
+then has the same history and data as the uninterrupted run of the same file and seed, and labeling failures stop
+it with nothing lost until `relabel` recovers them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from aiida import orm
 from aiida_perovskite.campaign.queries import iteration_records, status_rows
 from aiida_perovskite.tags import campaign_processes
 from aiida_perovskite.workflows.concurrent_learning import ConcurrentLearningWorkChain
-from tests.campaign_fixtures import CAMPAIGN, submit_campaign
+from tests.campaign_fixtures import CAMPAIGN, submit_campaign, write_campaign
 from tests.conftest import await_process, executable
 from tests.helpers import script_code
 
@@ -149,40 +150,33 @@ def test_every_labeled_frame_is_traced_from_its_md_step_to_the_set_it_entered(co
     assert result.exit_code == 1 and "no node with PK 987654321" in result.output
 
 
-def test_the_same_file_and_seed_give_the_same_history_and_data(converged, tmp_path):
-    """Run again through `campaign run` (submit, watch until it ends, report): the same history and data."""
-    from click.testing import CliRunner
-
-    from aiida_perovskite.cli import cli
-    from tests.cli.test_cli_campaign import write_campaign
-
-    path = write_campaign(tmp_path / "again.yaml")
-    result = CliRunner().invoke(cli, ["campaign", "run", str(path), "--report", str(tmp_path / "report")])
-    assert result.exit_code == 0, result.output
-    pk = int(re.search(r"submitted campaign 'cl-test': ConcurrentLearningWorkChain<(\d+)>", result.output).group(1))
-    again = orm.load_node(pk)
-    assert again.is_finished_ok, again.exit_message
-    assert result.output.rstrip().endswith("converged")
-    assert f"campaign cl-test <{pk}>: finished [0]" in result.output  # the watched table's last state
-    assert (tmp_path / "report" / "report.md").is_file()
-    assert again.base.extras.get("campaign_file") == str(path.resolve())
-    assert soak.fingerprint(again) == soak.fingerprint(converged)
+def test_campaign_run_submits_watches_until_the_end_and_writes_the_report(converged_run):
+    """The session's campaign was run as a user runs it: `campaign run FILE --report DIR`."""
+    run = converged_run
+    assert run.exit_code == 0, run.output
+    assert run.node.is_finished_ok, run.node.exit_message
+    assert run.output.rstrip().endswith("converged")
+    assert f"campaign cl-test <{run.node.pk}>: finished [0]" in run.output  # the watched table's last state
+    assert (run.report / "report.md").is_file()
+    assert run.node.base.extras.get("campaign_file") == str(run.file.resolve())
 
 
-# Two of bench/soak.py's kill points (docs/reliability.md has all ten): the first teacher job after the initial
-# data, 1 s into its run, and the moment the first merge of labels into the training set starts.
-KILL_POINTS = [soak.KillPoint("labeling", 0, 1.0), soak.KillPoint("merging", 0, 0.0)]
+# Two of bench/soak.py's kill points (docs/reliability.md has all ten), both in one campaign: the first teacher
+# job after the initial data, 1 s into its run, then, after the restart, the moment the first merge of labels into
+# the training set starts. The campaign is submitted again from the same file and seed as the session's, so it
+# must also reproduce that run's history and data exactly.
+KILL_POINTS = (soak.KillPoint("labeling", 0, 1.0), soak.KillPoint("merging", 0, 0.0))
 
 
-@pytest.mark.parametrize("point", KILL_POINTS, ids=lambda point: point.step)
-def test_campaign_survives_sigkill_of_the_daemon_workers(converged, daemon, point):
-    """SIGKILL every daemon worker at ``point``, restart the daemon: the same history and data as the uninterrupted
-    run, and no process finished twice for the same inputs."""
+def test_campaign_survives_sigkill_of_the_daemon_workers_and_reproduces_the_same_history(converged, daemon):
+    """SIGKILL every daemon worker at each of KILL_POINTS and restart the daemon: the same history and data as
+    the uninterrupted run, and no process finished twice for the same inputs."""
     node = submit_campaign(analysis=None)
-    target = soak.wait_for(node, point, timeout=900)
-    assert target is not None, f"the campaign ended before {point.step}: {node.exit_message}"
-    assert not node.is_terminated
-    soak.kill_and_restart(daemon)
+    for point in KILL_POINTS:
+        target = soak.wait_for(node, point, timeout=900)
+        assert target is not None, f"the campaign ended before {point.step}: {node.exit_message}"
+        assert not node.is_terminated
+        soak.kill_and_restart(daemon)
     await_process(node, timeout=1800)
 
     assert node.is_finished_ok, node.exit_message
@@ -195,7 +189,6 @@ def test_labeling_failures_stop_the_campaign_and_relabel_recovers_them(converged
 
     from aiida_perovskite.campaign.frames import labeled_frames
     from aiida_perovskite.cli import cli
-    from tests.cli.test_cli_campaign import write_campaign
 
     allow = tmp_path / "allow"
     script_code(  # a teacher job that crashes until the flag file exists
