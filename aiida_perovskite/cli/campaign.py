@@ -157,7 +157,8 @@ def _activity(node) -> list[str]:
 
 def _process_state(process) -> str:
     """A job's state with what it waits for; a paused process (AiiDA pauses a job whose upload, submission or
-    retrieval failed 5 times, e.g. on a full scratch disk) with its reason and how to go on."""
+    retrieval failed 5 times, e.g. on a full scratch disk; the restart workchains pause when a job's disk filled
+    while it ran) with its reason and how to go on."""
     if process.paused:
         return (
             f"PAUSED: {process.process_status or 'paused'} -- fix the cause (see `verdi process report {process.pk}`), "
