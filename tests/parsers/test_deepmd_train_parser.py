@@ -248,4 +248,4 @@ def test_a_full_disk_pauses_the_training_until_it_is_played(base_workchain, aiid
     report = base_workchain.handle_disk_full(failed_training(code, aiida_localhost))
     assert report.do_break and report.exit_code.status == 0
     assert dict(base_workchain.ctx.inputs) == before  # the same job again once played
-    assert base_workchain._pausing is not None or base_workchain.paused
+    assert base_workchain.paused  # outside a step (here) at once; inside one, after it
