@@ -13,29 +13,23 @@ import pathlib
 import sys
 import time
 
-from aiida import load_profile, orm
-from aiida.common.exceptions import NotExistent
+from aiida import load_profile
 from aiida.engine import submit
 from aiida.plugins import WorkflowFactory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 
-def computer_on(workdir: pathlib.Path) -> orm.Computer:
-    label = f"disk-{workdir.name}"
-    try:
-        return orm.load_computer(label)
-    except NotExistent:
-        computer = orm.Computer(
-            label=label,
-            hostname="localhost",
-            transport_type="core.local",
-            scheduler_type="core.direct",
-            workdir=str(workdir / "aiida"),
-        ).store()
-        computer.configure(safe_interval=0)
-        computer.set_minimum_job_poll_interval(0.5)
-        return computer
+def computer_on(workdir: pathlib.Path):
+    """This machine as `aiida-perovskite setup` describes it (profiles/computers/localhost.yaml), with its work
+    directory on ``workdir``, and its ``dp`` code."""
+    from aiida_perovskite.stack import PROFILES_DIR, CodeSpec, ensure_codes, ensure_computer, load_yaml
+
+    spec = load_yaml(PROFILES_DIR / "computers" / "localhost.yaml")
+    spec.update(label=f"disk-{workdir.name}", work_dir=str(workdir / "aiida"))
+    computer = ensure_computer(spec)
+    dp = [code for code in CodeSpec.from_yaml(PROFILES_DIR / "codes" / "localhost.yaml") if code.label == "dp"]
+    return computer, ensure_codes(computer, dp)["dp"]
 
 
 def main() -> int:
@@ -47,17 +41,7 @@ def main() -> int:
     from aiida_perovskite.data import TrainingSetData
     from tests.helpers import lj_frames
 
-    computer = computer_on(args.workdir)
-    try:
-        code = orm.load_code(f"dp@{computer.label}")
-    except NotExistent:
-        dp = pathlib.Path(sys.executable).parent / "dp"
-        code = orm.InstalledCode(
-            label="dp",
-            computer=computer,
-            filepath_executable=str(dp),
-            default_calc_job_plugin="perovskite.deepmd.train",
-        ).store()
+    computer, code = computer_on(args.workdir)
     overrides = {"parameters": {"training": {"numb_steps": args.steps, "disp_freq": 10, "save_freq": 10}}}
     builder = WorkflowFactory("perovskite.deepmd.train.base").get_builder_from_protocol(
         code, TrainingSetData([lj_frames(nframes=8)]).store(), protocol="fast", overrides=overrides, seed=7

@@ -8,7 +8,7 @@ import re
 from aiida.engine import ExitCode
 from aiida.parsers import Parser
 
-__all__ = ("disk_full", "executable_not_run", "failure_in_logs")
+__all__ = ("disk_full", "failure_in_logs")
 
 # bash, running the job script, when the code's executable is missing or not executable on the computer
 _NOT_RUN = re.compile(
@@ -34,18 +34,16 @@ def _logs(parser: Parser, log: str) -> list[tuple[str, str]]:
     ]
 
 
-def executable_not_run(parser: Parser, log: str) -> ExitCode | None:
-    """ERROR_EXECUTABLE_NOT_RUN if the job script could not start the program, else None."""
-    for _, text in _logs(parser, log):
+def _not_run(parser: Parser, logs: list[tuple[str, str]]) -> ExitCode | None:
+    for _, text in logs:
         found = _NOT_RUN.search(text)
         if found:
             return parser.exit_codes.ERROR_EXECUTABLE_NOT_RUN.format(executable=found.group(1), reason=found.group(2))
     return None
 
 
-def disk_full(parser: Parser, log: str) -> ExitCode | None:
-    """ERROR_DISK_FULL if a write of the program failed for lack of space (or quota), else None."""
-    for name, text in _logs(parser, log):
+def _disk_full(parser: Parser, logs: list[tuple[str, str]]) -> ExitCode | None:
+    for name, text in logs:
         found = _DISK_FULL.search(text)
         if found:
             start, end = text.rfind("\n", 0, found.end()) + 1, text.find("\n", found.end())
@@ -54,6 +52,13 @@ def disk_full(parser: Parser, log: str) -> ExitCode | None:
     return None
 
 
+def disk_full(parser: Parser, log: str) -> ExitCode | None:
+    """ERROR_DISK_FULL if a write of the program failed for lack of space (or quota), else None."""
+    return _disk_full(parser, _logs(parser, log))
+
+
 def failure_in_logs(parser: Parser, log: str) -> ExitCode | None:
-    """The first of :func:`executable_not_run` and :func:`disk_full` that applies, else None."""
-    return executable_not_run(parser, log) or disk_full(parser, log)
+    """ERROR_EXECUTABLE_NOT_RUN if the job script could not start the program, else :func:`disk_full`'s answer
+    (the logs read once)."""
+    logs = _logs(parser, log)
+    return _not_run(parser, logs) or _disk_full(parser, logs)
