@@ -13,6 +13,10 @@ structures and its stages) and runs two checks, each of which can fail (exit sta
    2 meV/f.u., pseudocubic lengths within 0.3 %, angles within 0.05°; the Born-charge polarization of each.
 
     .venv/bin/python bench/validate_student.py --campaign PK [--out bench-results/validation]
+    .venv/bin/python bench/validate_student.py --model FILE --campaign-file examples/distill-batio3.yaml
+
+The second form checks a model file (e.g. a refined or shipped student) at the conditions of the campaign file
+that produced it: its teacher, starting structures and stages, without the campaign in the profile.
 
 Writes ``validation.json``, ``heldout-parity.png`` and ``heldout-conditions.png`` into ``--out``.
 """
@@ -36,28 +40,43 @@ ENERGY_RMSE_BAR = 2.0  # meV/atom
 
 
 def campaign_parts(pk: int) -> dict:
-    """The final compressed model file, the teacher (identity and loaded evaluator), starting structures and
-    stages of a campaign."""
+    """The final compressed model of a finished campaign and the parts of its inputs the checks need."""
     from aiida import orm
 
     from aiida_perovskite.campaign.queries import final_model
-    from aiida_perovskite.teachers import get_teacher
 
     node = orm.load_node(pk)
     model = final_model(node)
-    teacher = node.inputs.label.engine_inputs.teacher.get_dict()
-    directory = pathlib.Path(tempfile.mkdtemp(prefix="student-"))
-    path = directory / model.filename
+    path = pathlib.Path(tempfile.mkdtemp(prefix="student-")) / model.filename
     path.write_bytes(model.get_content(mode="rb"))
-    schedule = node.inputs.schedule.get_dict()
+    return _parts(node.inputs, path, model.type_map, node.label)
+
+
+def file_parts(model: pathlib.Path, campaign_file: pathlib.Path) -> dict:
+    """A model file checked at the conditions of ``campaign_file`` (built, not submitted)."""
+    from aiida_perovskite.analysis.model_files import inspect_model_file
+    from aiida_perovskite.campaign.builder import build_campaign
+    from aiida_perovskite.campaign.spec import load_campaign
+
+    campaign = load_campaign(campaign_file)
+    builder = build_campaign(campaign, store=False)
+    return _parts(builder, model.resolve(), inspect_model_file(model)["type_map"], campaign.name)
+
+
+def _parts(inputs, model: pathlib.Path, type_map: list[str], label: str) -> dict:
+    """The student, the teacher (identity and loaded evaluator), starting structures and stages of a campaign's
+    inputs (a stored campaign's or an unsubmitted builder's)."""
+    from aiida_perovskite.teachers import get_teacher
+
+    teacher = inputs.label.engine_inputs["teacher"].get_dict()
     return {
-        "model": path,
-        "type_map": model.type_map,
+        "model": model,
+        "type_map": type_map,
         "teacher": teacher,
         "evaluator": get_teacher(teacher["kind"]).load(teacher, None, "cpu"),  # checks the checkpoint's hash
-        "structures": {name: structure.get_ase() for name, structure in node.inputs.structures.items()},
-        "stages": schedule,
-        "label": node.label,
+        "structures": {name: structure.get_ase() for name, structure in inputs.structures.items()},
+        "stages": inputs.schedule.get_dict(),
+        "label": label,
     }
 
 
@@ -228,21 +247,26 @@ def plot_held_out(result: dict, out: pathlib.Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--campaign", type=int, required=True, help="pk of a finished campaign")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--campaign", type=int, help="pk of a finished campaign")
+    source.add_argument("--model", type=pathlib.Path, help="a frozen model file (with --campaign-file)")
+    parser.add_argument("--campaign-file", type=pathlib.Path, help="the campaign file that made --model")
     parser.add_argument("--steps", type=int, default=4000, help="MD steps per condition")
     parser.add_argument("--equilibration", type=int, default=1000, help="steps before the first held-out frame")
     parser.add_argument("--interval", type=int, default=300, help="steps between held-out frames")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-results/validation"))
     args = parser.parse_args()
+    if args.model is not None and args.campaign_file is None:
+        parser.error("--model needs --campaign-file: the campaign file gives the teacher, structures and stages")
 
     from aiida import load_profile
 
     load_profile()
     args.out.mkdir(parents=True, exist_ok=True)
-    parts = campaign_parts(args.campaign)
+    parts = campaign_parts(args.campaign) if args.model is None else file_parts(args.model, args.campaign_file)
     print(
-        f"campaign {parts['label']}<{args.campaign}>: student {parts['model'].name}, teacher "
+        f"campaign {parts['label']}<{args.campaign or args.campaign_file}>: student {parts['model']}, teacher "
         f"{parts['teacher']['model']} [{parts['teacher'].get('modal')}]",
         flush=True,
     )
@@ -278,6 +302,7 @@ def main() -> int:
     held_out.pop("arrays")
     summary = {
         "campaign": args.campaign,
+        "model": str(parts["model"]),
         "held_out": held_out,
         "relaxed": relaxed,
         "seconds": {"held_out": held_out_seconds, "relaxed": relaxed_seconds},

@@ -26,6 +26,7 @@ __all__ = (
     "compare_phases",
     "relax_phase",
     "relax_phases",
+    "relaxed_cell",
 )
 
 PHASE_ORDER = ("cubic", "tetragonal", "orthorhombic", "rhombohedral")
@@ -56,7 +57,7 @@ class RelaxedPhase:
         return float(np.linalg.norm(self.polarization))
 
 
-def relax_phase(
+def relaxed_cell(
     calculator,
     phase: str,
     composition: str = "BaTiO3",
@@ -64,8 +65,9 @@ def relax_phase(
     repeat: Sequence[int] = (2, 2, 2),
     fmax: float = 1e-3,
     max_steps: int = 1000,
-) -> RelaxedPhase:
-    """Relax ``phase`` of ``composition`` (a ``repeat`` supercell of the 5-atom cell) with ``calculator``."""
+) -> tuple:
+    """``phase`` of ``composition`` (a ``repeat`` supercell of the 5-atom cell) relaxed with ``calculator``: the
+    atoms (calculator attached, symmetry constraint removed), the optimizer's steps and whether it converged."""
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
@@ -77,6 +79,21 @@ def relax_phase(
     atoms.calc = calculator
     optimizer = BFGS(FrechetCellFilter(atoms), logfile=None)
     converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
+    atoms.set_constraint()
+    return atoms, int(optimizer.nsteps), converged
+
+
+def relax_phase(
+    calculator,
+    phase: str,
+    composition: str = "BaTiO3",
+    start: Mapping[str, float] | None = None,
+    repeat: Sequence[int] = (2, 2, 2),
+    fmax: float = 1e-3,
+    max_steps: int = 1000,
+) -> RelaxedPhase:
+    """Relax ``phase`` of ``composition`` (a ``repeat`` supercell of the 5-atom cell) with ``calculator``."""
+    atoms, steps, converged = relaxed_cell(calculator, phase, composition, start, repeat, fmax, max_steps)
     units = int(np.prod(repeat))
     cellpar = atoms.cell.cellpar()
     symbols = atoms.get_chemical_symbols()
@@ -88,7 +105,7 @@ def relax_phase(
         lengths=tuple(float(v) for v in cellpar[:3] / np.asarray(repeat, float)),
         angles=tuple(float(v) for v in cellpar[3:]),
         polarization=tuple(float(v) for v in polarization),
-        steps=int(optimizer.nsteps),
+        steps=steps,
         converged=converged,
     )
 
