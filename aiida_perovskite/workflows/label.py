@@ -4,7 +4,7 @@ failure, never drop one silently."""
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, if_, while_
+from aiida.engine import ProcessState, ToContext, WorkChain, if_, while_
 
 from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, frames_to_structures
 from aiida_perovskite.data import TrainingSetData
@@ -15,6 +15,8 @@ from aiida_perovskite.protocols import load_protocol
 from aiida_perovskite.tags import tag_child
 
 __all__ = ("LabelWorkChain",)
+
+AWAITED = "awaited_"  # context keys of the running jobs a step waits for
 
 
 def validate_engine(engine: orm.Str, _) -> str | None:
@@ -83,9 +85,8 @@ class LabelWorkChain(WorkChain):
     """Label every structure with one engine in batches of the engine's size (1 for DFT), at most
     ``max_concurrent`` processes at a time.
 
-    Jobs stream: whenever the oldest running job ends, every slot that has come free is refilled, so no job
-    starts later than it would wave by wave. A WorkChain can only wait for named children, so slots freed
-    behind a slow oldest job wait for it (docs/benchmarks.md, "Orchestration overhead and scale")."""
+    Jobs stream: as soon as any running job ends, the next step refills its slot, so no slot waits for a slower
+    job (docs/benchmarks.md, "Orchestration overhead and scale")."""
 
     @classmethod
     def define(cls, spec):
@@ -157,7 +158,7 @@ class LabelWorkChain(WorkChain):
         return bool(self.ctx.pending or self.ctx.running)
 
     def launch_and_wait(self):
-        """Fill the free slots, then wait for the oldest running job."""
+        """Fill the free slots, then wait until any running job ends (see ``_on_awaitable_finished``)."""
         self.ctx.running = [pk for pk in self.ctx.running if not orm.load_node(pk).is_terminated]
         engine = get_engine(self.inputs.engine.value)
         protocol, overrides = engine_settings(self.inputs)
@@ -179,9 +180,22 @@ class LabelWorkChain(WorkChain):
             tag_child(self.node, node, stage="label", frames=names, engine=engine.name, **source)
             self.ctx.jobs.append(node.pk)
             self.ctx.running.append(node.pk)
+        for key in [key for key in self.ctx if key.startswith(AWAITED)]:
+            del self.ctx[key]
         if not self.ctx.running:
             return None
-        return ToContext(oldest_running=orm.load_node(self.ctx.running[0]))
+        return ToContext(**{f"{AWAITED}{pk}": orm.load_node(pk) for pk in self.ctx.running})
+
+    def _on_awaitable_finished(self, awaitable) -> None:
+        """Go on as soon as any awaited job ends, not when all have. AiiDA resumes a WorkChain once every child
+        it waits for is done; here the other jobs are dropped from the wait (the next step waits for them again,
+        after refilling the freed slot), and the callback of a dropped wait, arriving later, is ignored."""
+        if awaitable not in self._awaitables:
+            return
+        super()._on_awaitable_finished(awaitable)
+        if self._awaitables and self.state == ProcessState.WAITING:
+            self._awaitables.clear()
+            self.resume()
 
     def collect(self):
         engine = get_engine(self.inputs.engine.value)
