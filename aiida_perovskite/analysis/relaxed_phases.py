@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,16 +85,11 @@ def relaxed_cell(
 
 
 def relax_phase(
-    calculator,
-    phase: str,
-    composition: str = "BaTiO3",
-    start: Mapping[str, float] | None = None,
-    repeat: Sequence[int] = (2, 2, 2),
-    fmax: float = 1e-3,
-    max_steps: int = 1000,
+    calculator, phase: str, composition: str = "BaTiO3", repeat: Sequence[int] = (2, 2, 2), **options: Any
 ) -> RelaxedPhase:
-    """Relax ``phase`` of ``composition`` (a ``repeat`` supercell of the 5-atom cell) with ``calculator``."""
-    atoms, steps, converged = relaxed_cell(calculator, phase, composition, start, repeat, fmax, max_steps)
+    """Relax ``phase`` of ``composition`` (a ``repeat`` supercell of the 5-atom cell) with ``calculator``;
+    ``options``: ``start``, ``fmax``, ``max_steps`` of :func:`relaxed_cell`."""
+    atoms, steps, converged = relaxed_cell(calculator, phase, composition, repeat=repeat, **options)
     units = int(np.prod(repeat))
     cellpar = atoms.cell.cellpar()
     symbols = atoms.get_chemical_symbols()
