@@ -17,13 +17,17 @@ RMSE against the number of labels (mean and spread over seeds) and the labels ea
 a target force RMSE, as a ratio to random; writes the curves as JSON and a plot.
 
     .venv/bin/python bench/label_efficiency.py [--seeds 3] [--initial 2] [--batch 2] [--rounds 5]
-        [--steps 6000] [--out bench-results/label_efficiency]
+        [--steps 6000] [--out bench-results/label_efficiency] [--workdir DIR]
+
+With ``--workdir`` a stopped run resumes: the trainings it finished are reused (the choices are deterministic
+given the seeds and models, so the resumed run makes the same ones).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import pathlib
@@ -92,7 +96,10 @@ def training_parameters(steps: int) -> dict:
 
 
 def train_one(params: dict, data: pathlib.Path, seed: int, workdir: pathlib.Path) -> pathlib.Path:
-    workdir.mkdir(parents=True)
+    """Train and freeze one member in ``workdir``; a model frozen there by an earlier, interrupted run is reused."""
+    if (workdir / "model.pb").is_file():
+        return workdir / "model.pb"
+    workdir.mkdir(parents=True, exist_ok=True)
     params = recursive_merge(params, {})
     params["model"]["descriptor"]["seed"] = seed
     params["model"]["fitting_net"]["seed"] = seed
@@ -102,11 +109,11 @@ def train_one(params: dict, data: pathlib.Path, seed: int, workdir: pathlib.Path
         training_data={"systems": [str(data)], "batch_size": "auto"},
     )
     (workdir / "input.json").write_text(json.dumps(params))
-    for args in (["train", "input.json"], ["freeze", "-o", "model.pb"]):
+    for args in (["train", "input.json"], ["freeze", "-o", "model.partial.pb"]):
         result = subprocess.run([str(BIN / "dp"), "--tf", *args], cwd=workdir, env=ENV, capture_output=True, text=True)
         if result.returncode:
             raise RuntimeError(f"dp {' '.join(args)} failed in {workdir}:\n{result.stderr[-2000:]}")
-    return workdir / "model.pb"
+    return (workdir / "model.partial.pb").rename(workdir / "model.pb")
 
 
 def train_ensemble(workers, params: dict, data: pathlib.Path, seeds: list[int], directory: pathlib.Path) -> list:
@@ -218,6 +225,13 @@ def main() -> None:
         "--target", type=float, default=None, help="force RMSE target (eV/Å); default: the worst strategy's final mean"
     )
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench-results" / "label_efficiency")
+    parser.add_argument(
+        "--workdir",
+        type=pathlib.Path,
+        default=None,
+        help="keep the trainings here and reuse the finished ones when run again (resumes a stopped run); "
+        "default: a temporary directory",
+    )
     args = parser.parse_args()
     if not POOL_DATA.is_dir():
         sys.exit(f"skipped: the pool needs the UniPero frames in {POOL_DATA} (not part of a user's clone)")
@@ -231,10 +245,10 @@ def main() -> None:
         f"trust {levels.force_lo}/{levels.force_hi} eV/Å; {args.models} models x {args.steps} steps per round"
     )
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        root = args.workdir or pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory()))
         results = {
-            seed: run_seed(seed, args, frames, held_out, pool, params, levels, pathlib.Path(tmp))
-            for seed in range(args.seeds)
+            seed: run_seed(seed, args, frames, held_out, pool, params, levels, root) for seed in range(args.seeds)
         }
     title = f"UniPero BaTiO3 pool ({pool.size} frames), {args.seeds} seeds: held-out error against labels"
     report(results, STRATEGIES, "random", args.target, args.out, "pool", title)
