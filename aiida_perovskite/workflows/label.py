@@ -6,7 +6,11 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import ProcessState, ToContext, WorkChain, if_, while_
 
-from aiida_perovskite.calcfunctions.training_sets import assemble_training_set, frames_to_structures
+from aiida_perovskite.calcfunctions.training_sets import (
+    assemble_training_set,
+    frames_to_structures,
+    merge_training_sets,
+)
 from aiida_perovskite.data import TrainingSetData
 from aiida_perovskite.engines import get_engine, registered_engines
 from aiida_perovskite.exit_codes import declare
@@ -17,6 +21,10 @@ from aiida_perovskite.tags import tag_child
 __all__ = ("LabelWorkChain",)
 
 AWAITED = "awaited_"  # context keys of the running jobs a step waits for
+# Labels are assembled in parts of this many frames (in launch order) as soon as a part's jobs have ended, and
+# the parts merged at the end: assembling costs ~0.1 s per frame on PostgreSQL (hashing and linking every
+# input), which for 1,000 frames is minutes after the last job; a part's cost is hidden behind running jobs.
+FRAMES_PER_PART = 50
 
 
 def validate_engine(engine: orm.Str, _) -> str | None:
@@ -86,7 +94,9 @@ class LabelWorkChain(WorkChain):
     ``max_concurrent`` processes at a time.
 
     Jobs stream: as soon as any running job ends, the next step refills its slot, so no slot waits for a slower
-    job (docs/benchmarks.md, "Orchestration overhead and scale")."""
+    job, and the labels of every ``FRAMES_PER_PART`` frames are assembled while later jobs run
+    (docs/benchmarks.md, "Orchestration overhead and scale"). The output is the same set, frames in the same
+    order, as one assembly of all labels."""
 
     @classmethod
     def define(cls, spec):
@@ -152,6 +162,12 @@ class LabelWorkChain(WorkChain):
         size = get_engine(self.inputs.engine.value).batch_size(protocol, overrides)
         names = sorted(structures)
         self.ctx.pending = [names[start : start + size] for start in range(0, len(names), size)]
+        # per part not yet assembled, its batches (by their first frame; consecutive, as self.ctx.jobs will be);
+        # per assembled part, the pk of its set (None: no labels)
+        self.ctx.unassembled = {}
+        for batch, start in enumerate(range(0, len(names), size)):
+            self.ctx.unassembled.setdefault(str(start // FRAMES_PER_PART), []).append(batch)
+        self.ctx.parts = {}
         self.ctx.jobs, self.ctx.running = [], []
 
     def jobs_remaining(self):
@@ -160,6 +176,7 @@ class LabelWorkChain(WorkChain):
     def launch_and_wait(self):
         """Fill the free slots, then wait until any running job ends (see ``_on_awaitable_finished``)."""
         self.ctx.running = [pk for pk in self.ctx.running if not orm.load_node(pk).is_terminated]
+        self._assemble_ended_parts()
         engine = get_engine(self.inputs.engine.value)
         protocol, overrides = engine_settings(self.inputs)
         free = self.inputs.max_concurrent.value - len(self.ctx.running)
@@ -197,27 +214,57 @@ class LabelWorkChain(WorkChain):
             self._awaitables.clear()
             self.resume()
 
-    def collect(self):
+    def _assemble_ended_parts(self) -> None:
+        """Assemble the labels of every part whose jobs have all ended (launched and no longer running)."""
+        running = set(self.ctx.running)
+        for part, batches in list(self.ctx.unassembled.items()):
+            if batches[-1] >= len(self.ctx.jobs) or running.intersection(self.ctx.jobs[i] for i in batches):
+                continue
+            labeled, _ = self._outcomes([self.ctx.jobs[index] for index in batches])
+            assembled = None
+            if labeled:
+                source = orm.Dict(label_source_of(self.inputs))
+                labels = self._assembly_inputs(labeled)
+                assembled = assemble_training_set(engine=self.inputs.engine, label_source=source, **labels).pk
+            self.ctx.parts[part] = assembled
+            del self.ctx.unassembled[part]
+
+    def _outcomes(self, jobs: list[int]) -> tuple[dict[str, dict[str, orm.Data]], dict[str, dict]]:
+        """Per labeled frame of ``jobs`` its label outputs, and per failed frame its job, system and reason."""
         engine = get_engine(self.inputs.engine.value)
-        labels, failures = {}, {}
-        pks = list(self.ctx.structures.values())
+        labeled, failures = {}, {}
+        for pk in jobs:
+            node = orm.load_node(pk)
+            done, failed = engine.outcomes(node, node.base.extras.get("frames"))
+            labeled.update(done)
+            for name, failure in failed.items():
+                failures[name] = {"pk": node.pk, "system": self.ctx.sources.get(name, name), **failure}
+        return labeled, failures
+
+    def _assembly_inputs(self, labeled: dict[str, dict[str, orm.Data]]) -> dict[str, orm.Data]:
+        """``assemble_training_set``'s inputs for the labeled frames: each one's structure and label outputs."""
+        pks = [self.ctx.structures[name] for name in labeled]
         structures = {}
         for start in range(0, len(pks), 500):  # SQLite limits the variables of one statement
             query = orm.QueryBuilder().append(orm.StructureData, filters={"id": {"in": pks[start : start + 500]}})
             structures.update({node.pk: node for node in query.all(flat=True)})
-        for pk in self.ctx.jobs:
-            node = orm.load_node(pk)
-            names = node.base.extras.get("frames")
-            labeled, failed = engine.outcomes(node, names)
-            for name, outputs in labeled.items():
-                labels[f"structure__{name}"] = structures[self.ctx.structures[name]]
-                labels.update({f"{key}__{name}": value for key, value in outputs.items()})
-            for name, failure in failed.items():
-                failures[name] = {"pk": node.pk, "system": self.ctx.sources.get(name, name), **failure}
-                self.report(f"frame {name}: {node.process_label}<{node.pk}> failed ({failure['message']})")
-        if labels:
-            source = orm.Dict(label_source_of(self.inputs))
-            self.out("training_set", assemble_training_set(engine=self.inputs.engine, label_source=source, **labels))
+        inputs = {}
+        for name, outputs in labeled.items():
+            inputs[f"structure__{name}"] = structures[self.ctx.structures[name]]
+            inputs.update({f"{key}__{name}": value for key, value in outputs.items()})
+        return inputs
+
+    def collect(self):
+        self._assemble_ended_parts()
+        _, failures = self._outcomes(self.ctx.jobs)
+        for name, failure in failures.items():
+            process = orm.load_node(failure["pk"]).process_label
+            self.report(f"frame {name}: {process}<{failure['pk']}> failed ({failure['message']})")
+        parts = {f"part_{int(part):04d}": orm.load_node(pk) for part, pk in self.ctx.parts.items() if pk is not None}
+        if len(parts) == 1:
+            self.out("training_set", next(iter(parts.values())))
+        elif parts:
+            self.out("training_set", merge_training_sets(**parts))
         self.out("failures", orm.Dict(failures).store())
         self.ctx.failed = len(failures)
         self.ctx.total = len(self.ctx.structures)

@@ -446,3 +446,46 @@ def test_label_jobs_stream_a_free_slot_is_refilled_while_a_slow_job_still_runs(d
         assert jobs[name].ctime < slow_ended - datetime.timedelta(seconds=10), (name, jobs[name].ctime, slow_ended)
         running = [other for other, job in jobs.items() if job.ctime < jobs[name].ctime < job.mtime]
         assert running == ["a_slow"]  # never more than max_concurrent at once
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_labels_are_assembled_in_parts_while_later_jobs_run_and_merge_to_the_one_set(daemon, teacher_code):
+    """60 frames in jobs of 26, one at a time: the first part (the 52 frames of the first two jobs) is assembled
+    before the third job ends, and the merged output is the set one assembly of all labels makes."""
+    from aiida.common.links import LinkType
+    from aiida.engine import submit
+
+    from aiida_perovskite.calcfunctions.training_sets import assemble_training_set
+    from aiida_perovskite.workflows.label import FRAMES_PER_PART
+    from tests.conftest import await_process
+
+    assert FRAMES_PER_PART == 50  # the frame and batch counts below are chosen for parts of 50
+    calc_input = LinkType.INPUT_CALC
+    builder = LabelWorkChain.get_builder()
+    builder.engine, builder.code, builder.engine_inputs = orm.Str("teacher"), teacher_code, teacher_inputs(MF0)
+    builder.protocol, builder.overrides = orm.Str("fast"), orm.Dict({"batch_size": 26})
+    builder.structures = {f"f{i:02d}": orm.StructureData(ase=off_centre(0.002 * i)) for i in range(60)}
+    builder.max_concurrent = orm.Int(1)
+    node = await_process(submit(builder), timeout=600)
+    assert node.is_finished_ok, node.exit_message
+
+    merged = node.outputs.training_set
+    assert merged.nframes == 60 and merged.creator.process_label == "merge_training_sets"
+    parts = {link.link_label: link.node for link in merged.creator.base.links.get_incoming(link_type=calc_input).all()}
+    assert {label: part.nframes for label, part in parts.items()} == {"part_0000": 52, "part_0001": 8}
+    jobs = sorted((job for job in node.called if job.process_label == "TeacherLabelCalculation"), key=lambda j: j.pk)
+    assert [len(job.base.extras.get("frames")) for job in jobs] == [26, 26, 8]
+    assert parts["part_0000"].creator.ctime < jobs[2].mtime  # assembled while the last job still ran
+
+    labels = {
+        link.link_label: link.node
+        for part in parts.values()
+        for link in part.creator.base.links.get_incoming(link_type=calc_input).all()
+        if "__" in link.link_label
+    }
+    source = parts["part_0000"].creator.inputs.label_source
+    whole = assemble_training_set(engine=orm.Str("teacher"), label_source=source, **labels)
+    assert whole.nframes == 60 and whole.system_names == merged.system_names
+    assert whole.content_hash() == merged.content_hash() and whole.type_map == merged.type_map
+    assert whole.label_sources == merged.label_sources
