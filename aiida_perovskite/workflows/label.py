@@ -163,11 +163,11 @@ class LabelWorkChain(WorkChain):
         names = sorted(structures)
         self.ctx.pending = [names[start : start + size] for start in range(0, len(names), size)]
         # per part not yet assembled, its batches (by their first frame; consecutive, as self.ctx.jobs will be);
-        # per assembled part, the pk of its set (None: no labels)
+        # per assembled part, the pk of its set (None: no labels) and its failed frames
         self.ctx.unassembled = {}
         for batch, start in enumerate(range(0, len(names), size)):
             self.ctx.unassembled.setdefault(str(start // FRAMES_PER_PART), []).append(batch)
-        self.ctx.parts = {}
+        self.ctx.parts, self.ctx.part_failures = {}, {}
         self.ctx.jobs, self.ctx.running = [], []
 
     def jobs_remaining(self):
@@ -176,7 +176,6 @@ class LabelWorkChain(WorkChain):
     def launch_and_wait(self):
         """Fill the free slots, then wait until any running job ends (see ``_on_awaitable_finished``)."""
         self.ctx.running = [pk for pk in self.ctx.running if not orm.load_node(pk).is_terminated]
-        self._assemble_ended_parts()
         engine = get_engine(self.inputs.engine.value)
         protocol, overrides = engine_settings(self.inputs)
         free = self.inputs.max_concurrent.value - len(self.ctx.running)
@@ -197,6 +196,7 @@ class LabelWorkChain(WorkChain):
             tag_child(self.node, node, stage="label", frames=names, engine=engine.name, **source)
             self.ctx.jobs.append(node.pk)
             self.ctx.running.append(node.pk)
+        self._assemble_ended_parts()  # after the refill, so that the new jobs run meanwhile
         for key in [key for key in self.ctx if key.startswith(AWAITED)]:
             del self.ctx[key]
         if not self.ctx.running:
@@ -220,13 +220,14 @@ class LabelWorkChain(WorkChain):
         for part, batches in list(self.ctx.unassembled.items()):
             if batches[-1] >= len(self.ctx.jobs) or running.intersection(self.ctx.jobs[i] for i in batches):
                 continue
-            labeled, _ = self._outcomes([self.ctx.jobs[index] for index in batches])
+            labeled, failures = self._outcomes([self.ctx.jobs[index] for index in batches])
             assembled = None
             if labeled:
                 source = orm.Dict(label_source_of(self.inputs))
                 labels = self._assembly_inputs(labeled)
                 assembled = assemble_training_set(engine=self.inputs.engine, label_source=source, **labels).pk
             self.ctx.parts[part] = assembled
+            self.ctx.part_failures[part] = failures
             del self.ctx.unassembled[part]
 
     def _outcomes(self, jobs: list[int]) -> tuple[dict[str, dict[str, orm.Data]], dict[str, dict]]:
@@ -256,7 +257,9 @@ class LabelWorkChain(WorkChain):
 
     def collect(self):
         self._assemble_ended_parts()
-        _, failures = self._outcomes(self.ctx.jobs)
+        failures = {}
+        for part in sorted(self.ctx.part_failures, key=int):  # launch order
+            failures.update(self.ctx.part_failures[part])
         for name, failure in failures.items():
             process = orm.load_node(failure["pk"]).process_label
             self.report(f"frame {name}: {process}<{failure['pk']}> failed ({failure['message']})")
