@@ -10,7 +10,9 @@ of frames is added by each strategy side by side:
 - ``trust_window``: the campaign's selection (``select_candidates``): frames between the trust levels, random
   among them (fewer than a batch when fewer are candidates);
 - ``max_deviation``: the highest deviations first, whatever the trust levels;
-- ``random``: uniformly random pool frames, deviations ignored.
+- ``random``: uniformly random pool frames, deviations ignored;
+- ``diverse``: the campaign's ``diverse`` mode: farthest-point sampling among the frames between the trust
+  levels, in the radial-fingerprint space, away from the frames labeled so far.
 
 Each round's ensemble is tested on the held-out set (mean of the members' RMSE). Prints the force and energy
 RMSE against the number of labels (mean and spread over seeds) and the labels each strategy needs to reach
@@ -44,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from efficiency import report  # noqa: E402
 
+from aiida_perovskite.analysis.fingerprints import radial_fingerprints  # noqa: E402
 from aiida_perovskite.analysis.model_deviation import (  # noqa: E402
     CANDIDATE,
     TrustLevels,
@@ -56,7 +59,7 @@ BIN = pathlib.Path(sys.executable).parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 POOL_DATA = REPO.parent / "shared" / "data" / "unipero-task1"
 TEMPERATURES = ("300K", "450K", "900K")
-STRATEGIES = ("trust_window", "max_deviation", "random")
+STRATEGIES = ("trust_window", "max_deviation", "random", "diverse")
 DEMO = REPO / "examples" / "demo-batio3.yaml"
 ENV = {
     **os.environ,
@@ -153,17 +156,30 @@ def max_force_deviation(forces: list[np.ndarray]) -> np.ndarray:
     return np.sqrt((spread**2).sum(axis=-1).mean(axis=0)).max(axis=-1)
 
 
-def pick(strategy: str, pool: np.ndarray, deviation: np.ndarray, batch: int, levels: TrustLevels, seed: int):
-    """Pool rows (indices into ``pool``) the strategy labels next."""
-    everything = np.arange(pool.size)
+def pick(
+    strategy: str,
+    deviation: np.ndarray,
+    batch: int,
+    levels: TrustLevels,
+    seed: int,
+    fingerprints: np.ndarray,
+    labeled: np.ndarray,
+) -> np.ndarray:
+    """Rows of ``deviation`` (the unlabeled pool frames, whose ``fingerprints`` are given) the strategy labels
+    next; ``labeled``: the fingerprints of the frames labeled so far."""
+    everything = np.arange(deviation.size)
+    window = np.flatnonzero(classify(deviation, levels) == CANDIDATE)
     if strategy == "trust_window":
-        return choose(np.flatnonzero(classify(deviation, levels) == CANDIDATE), deviation, batch, "random", seed)
+        return choose(window, deviation, batch, "random", seed)
+    if strategy == "diverse":
+        return choose(window, deviation, batch, "diverse", seed, fingerprints, labeled)
     if strategy == "max_deviation":
         return choose(everything, deviation, batch, "max_deviation", None)
     return choose(everything, deviation, batch, "random", seed)
 
 
-def run_seed(seed: int, args, frames, held_out, pool, params, levels, root: pathlib.Path) -> dict:
+def run_seed(seed: int, args, frames, held_out, pool, fingerprints, params, levels, root: pathlib.Path) -> dict:
+    """One seed's curves; ``fingerprints``: of the pool frames, row for row."""
     evaluator = Evaluator(frames)
     rng = np.random.default_rng(1000 + seed)
     initial = rng.choice(pool.size, size=args.initial, replace=False)
@@ -203,7 +219,13 @@ def run_seed(seed: int, args, frames, held_out, pool, params, levels, root: path
                 )
                 if round_index < args.rounds:
                     local = pick(
-                        strategy, available, deviation[available], args.batch, levels, seed * 100 + round_index
+                        strategy,
+                        deviation[available],
+                        args.batch,
+                        levels,
+                        seed * 100 + round_index,
+                        fingerprints[available],
+                        fingerprints[labeled[strategy]],
                     )
                     labeled[strategy] = np.sort(np.concatenate([labeled[strategy], available[local]]))
     return curves
@@ -240,6 +262,8 @@ def main() -> None:
     levels = TrustLevels(**demo["trust"])
     frames, held_out, pool = load_pool(args.held_out)
     params = training_parameters(args.steps)
+    symbols = [frames.data["atom_names"][t] for t in frames.data["atom_types"]]
+    fingerprints = radial_fingerprints(frames.data["cells"][pool], frames.data["coords"][pool], symbols)
     print(
         f"pool {pool.size} frames, held out {held_out.size} (300/450/900 K, 40 atoms, ABACUS PBEsol); "
         f"trust {levels.force_lo}/{levels.force_hi} eV/Å; {args.models} models x {args.steps} steps per round"
@@ -248,7 +272,8 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         root = args.workdir or pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory()))
         results = {
-            seed: run_seed(seed, args, frames, held_out, pool, params, levels, root) for seed in range(args.seeds)
+            seed: run_seed(seed, args, frames, held_out, pool, fingerprints, params, levels, root)
+            for seed in range(args.seeds)
         }
     title = f"UniPero BaTiO3 pool ({pool.size} frames), {args.seeds} seeds: held-out error against labels"
     report(results, STRATEGIES, "random", args.target, args.out, "pool", title)

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import model_validator
 
 from aiida_perovskite.analysis.deepmd_outputs import parse_step_table
+from aiida_perovskite.analysis.fingerprints import farthest_point_order
 from aiida_perovskite.schema import Settings, bounded, problem
 
 __all__ = (
@@ -101,6 +102,7 @@ class Selector(abc.ABC):
     A new strategy is a subclass with a ``name`` and an entry in :data:`SELECTORS`."""
 
     name: ClassVar[str]
+    uses_fingerprints: ClassVar[bool] = False  # pick() also takes the frames' fingerprints and the labeled ones'
 
     def pool(self, classes: np.ndarray, deviations: np.ndarray) -> np.ndarray:
         """Indices of the frames to choose from (before the sanity filter): the candidates."""
@@ -142,7 +144,25 @@ class UniformFrames(RandomCandidates):
         return np.flatnonzero(np.isfinite(np.asarray(deviations, dtype=float)))
 
 
-SELECTORS: dict[str, Selector] = {cls.name: cls() for cls in (RandomCandidates, HighestDeviation, UniformFrames)}
+class DiverseCandidates(RandomCandidates):
+    """Farthest-point sampling among the candidates in a structural fingerprint space
+    (:mod:`~aiida_perovskite.analysis.fingerprints`): each pick is the candidate least like the frames picked before
+    it and the frames already labeled, so a batch does not spend labels on near-copies from one correlated MD run.
+    Without labeled frames to compare with, the highest-deviation candidate comes first."""
+
+    name = "diverse"
+    uses_fingerprints = True
+
+    def pick(self, pool, deviations, max_count, seed, fingerprints=None, reference=None):
+        if fingerprints is None:
+            raise ValueError("diverse selection needs the fingerprints of the frames")
+        first = int(np.lexsort((pool, -np.asarray(deviations, dtype=float)[pool]))[0])
+        return pool[farthest_point_order(np.asarray(fingerprints)[pool], max_count, reference, first)]
+
+
+SELECTORS: dict[str, Selector] = {
+    cls.name: cls() for cls in (RandomCandidates, HighestDeviation, UniformFrames, DiverseCandidates)
+}
 SELECTION_MODES = tuple(SELECTORS)
 
 
@@ -153,14 +173,26 @@ def selector(mode: str) -> Selector:
     return SELECTORS[mode]
 
 
-def choose(candidates: np.ndarray, deviations: np.ndarray, max_count: int, mode: str, seed: int | None) -> np.ndarray:
-    """At most ``max_count`` of the ``candidates`` (indices) by the strategy ``mode``, sorted."""
+def choose(
+    candidates: np.ndarray,
+    deviations: np.ndarray,
+    max_count: int,
+    mode: str,
+    seed: int | None,
+    fingerprints: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """At most ``max_count`` of the ``candidates`` (indices) by the strategy ``mode``, sorted. ``fingerprints``
+    (rows aligned with ``deviations``) and ``reference`` (fingerprints of labeled frames) are for the strategies
+    that use them."""
     strategy = selector(mode)
     candidates = np.asarray(candidates, dtype=int)
     if max_count < 0:
         raise ValueError(f"max_count must not be negative, got {max_count}")
     if candidates.size <= max_count:
         return np.sort(candidates)
+    if strategy.uses_fingerprints:
+        return np.sort(strategy.pick(candidates, deviations, max_count, seed, fingerprints, reference))
     return np.sort(strategy.pick(candidates, deviations, max_count, seed))
 
 

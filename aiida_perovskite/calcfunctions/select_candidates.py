@@ -6,6 +6,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
+from aiida_perovskite.analysis.fingerprints import radial_fingerprints
 from aiida_perovskite.analysis.model_deviation import (
     ACCURATE,
     CANDIDATE,
@@ -17,6 +18,7 @@ from aiida_perovskite.analysis.model_deviation import (
     selector,
     summarise,
 )
+from aiida_perovskite.data.training_set import TrainingSetData
 
 __all__ = ("parse_trust", "select_candidates")
 
@@ -36,6 +38,7 @@ def select_candidates(
     seed: orm.Int,
     skip_frames: orm.Int,
     sanity: orm.Dict,
+    reference: TrainingSetData | None = None,
     **explorations: orm.Data,
 ) -> dict:
     """Classify every explored frame and pick the candidates to label, per system.
@@ -43,7 +46,8 @@ def select_candidates(
     ``explorations`` holds, for each exploration job ``<system>__<job>``: ``expected__<system>__<job>`` (Int,
     the frames the run should have sampled; those it did not reach count as failed), and, unless the job
     sampled nothing, its deviation table ``devi__<system>__<job>`` (ArrayData) and its frames
-    ``traj__<system>__<job>`` (TrajectoryData), aligned row for row.
+    ``traj__<system>__<job>`` (TrajectoryData), aligned row for row. ``reference``: the frames already labeled,
+    which a mode that compares structures (``diverse``) picks away from.
 
     Outputs: ``candidates.<system>`` (TrajectoryData of the picked frames), ``indices.<system>`` (ArrayData
     with ``(job, frame)`` pairs of each class), ``statistics`` (Dict per system: explored, accurate,
@@ -58,6 +62,7 @@ def select_candidates(
     statistics: dict[str, dict] = {}
     outputs: dict[str, orm.Data] = {}
     rng_seeds = np.random.SeedSequence(seed.value).spawn(len(jobs))
+    strategy = selector(mode.value)
     for (system, system_jobs), system_seed in zip(sorted(jobs.items()), rng_seeds, strict=True):
         levels = parse_trust(trust.get_dict(), system)
         pairs, classes, deviations, frames = [], [], [], []
@@ -79,7 +84,7 @@ def select_candidates(
         pair_array = np.array(pairs, dtype=int).reshape(-1, 2)
 
         cells, positions, symbols, references = _gather_frames(frames, pair_array.shape[0])
-        pool_rows = selector(mode.value).pool(classes_all, deviation_all)
+        pool_rows = strategy.pool(classes_all, deviation_all)
         passing = sanity_mask(
             cells[pool_rows],
             positions[pool_rows],
@@ -90,7 +95,12 @@ def select_candidates(
         )
         filtered_rows = pool_rows[~passing]
         eligible = pool_rows[passing]
-        chosen = choose(eligible, deviation_all, max_labels.value, mode.value, _child_seed(system_seed))
+        fingerprints = (
+            _fingerprints(eligible, cells, positions, symbols, reference)
+            if strategy.uses_fingerprints and eligible.size > max_labels.value
+            else (None, None)
+        )
+        chosen = choose(eligible, deviation_all, max_labels.value, mode.value, _child_seed(system_seed), *fingerprints)
 
         counts = summarise(classes_all)
         statistics[system] = {
@@ -144,6 +154,17 @@ def _gather_frames(frames, count: int):
     if not cells:
         return np.zeros((count, 3, 3)), np.zeros((count, 0, 3)), symbols, np.ones(count)
     return np.concatenate(cells), np.concatenate(positions), symbols, np.concatenate(references)
+
+
+def _fingerprints(rows, cells, positions, symbols, reference: TrainingSetData | None):
+    """Fingerprints of the frames ``rows`` (zero rows elsewhere) and of the ``reference`` frames, in one space."""
+    labeled = list(reference.iter_frames()) if reference is not None else []
+    elements = sorted(set(symbols).union(*(frames.type_map for _, frames in labeled)))
+    picked = radial_fingerprints(cells[rows], positions[rows], symbols, elements)
+    fingerprints = np.zeros((len(cells), picked.shape[1]))
+    fingerprints[rows] = picked
+    known = [radial_fingerprints(frames.cells, frames.coords, frames.symbols(), elements) for _, frames in labeled]
+    return fingerprints, (np.concatenate(known) if known else None)
 
 
 def _child_seed(sequence: np.random.SeedSequence) -> int:

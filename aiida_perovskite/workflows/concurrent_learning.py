@@ -60,7 +60,7 @@ from aiida_perovskite.workflows.train_ensemble import TrainEnsembleWorkChain
 
 __all__ = ("ConcurrentLearningWorkChain",)
 
-EXPLORE_EXCLUDED = ("models", "structures", "conditions", "trust", "seed", "max_labels")
+EXPLORE_EXCLUDED = ("models", "structures", "conditions", "trust", "seed", "max_labels", "reference")
 
 
 def validate_schedule(schedule: orm.Dict, _) -> str | None:
@@ -512,6 +512,7 @@ class ConcurrentLearningWorkChain(ProtocolMixin, WorkChain):
             inputs.conditions = orm.Dict(Stage.model_validate(stage).md_settings())
             inputs.trust = self.inputs.trust
             inputs.max_labels = self.inputs.max_labels
+            inputs.reference = self.ctx.trained_on
             inputs.seed = self._iteration_seed(index)
             inputs.metadata = {"call_link_label": f"explore_{iteration}_{system}"}
             node = self.submit(ExploreWorkChain, **inputs)

@@ -6,12 +6,12 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from aiida_perovskite.analysis.lammps_io import MdSettings
-from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS, SELECTION_MODES
+from aiida_perovskite.analysis.model_deviation import SANITY_DEFAULTS, SELECTION_MODES, selector
 from aiida_perovskite.calcfunctions.seeds import derive_seeds
 from aiida_perovskite.calcfunctions.select_candidates import select_candidates
 from aiida_perovskite.calculations.deepmd_common import structure_elements_missing
 from aiida_perovskite.calculations.lammps_explore import LammpsExploreCalculation, validate_models
-from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from aiida_perovskite.exit_codes import declare
 from aiida_perovskite.loop.settings import StageConditions, names_problem, protocol_default, trust_problem
 from aiida_perovskite.schema import port_validator
@@ -93,6 +93,12 @@ class ExploreWorkChain(WorkChain):
             help="Candidate filter: min_distance (Å) between atoms, max_skew (tilt / length), max_volume_change "
             "(relative to the run's starting cell).",
         )
+        spec.input(
+            "reference",
+            valid_type=TrainingSetData,
+            required=False,
+            help="The frames already labeled, which the diverse selection picks away from.",
+        )
         spec.input("options", valid_type=dict, non_db=True, default=lambda: {}, help="metadata.options of the MD.")
         spec.inputs.validator = validate_inputs
         spec.outline(cls.run_explorations, cls.select)
@@ -145,6 +151,7 @@ class ExploreWorkChain(WorkChain):
                 explorations[f"traj__{job}"] = node.outputs.trajectory
             expected = MdSettings.from_dict(node.inputs.parameters.get_dict()).expected_frames
             explorations[f"expected__{job}"] = orm.Int(expected)
+        uses_reference = "reference" in self.inputs and selector(self.inputs.selection_mode.value).uses_fingerprints
         result = select_candidates(
             trust=self.inputs.trust,
             max_labels=self.inputs.max_labels,
@@ -152,6 +159,7 @@ class ExploreWorkChain(WorkChain):
             seed=self.inputs.seed,
             skip_frames=self.inputs.skip_frames,
             sanity=self.inputs.sanity,
+            **({"reference": self.inputs.reference} if uses_reference else {}),
             **explorations,
         )
         for namespace in ("candidates", "indices"):

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from aiida import orm
 
+from aiida_perovskite.analysis.frames import LabeledFrames
 from aiida_perovskite.calcfunctions.select_candidates import select_candidates
-from tests.helpers import cubic_batio3
+from aiida_perovskite.data import TrainingSetData
+from tests.helpers import TYPE_MAP, cubic_batio3
 
 
 def exploration(devi: list[float], shift: float = 0.0, expected: int | None = None) -> dict[str, orm.Data]:
@@ -28,7 +30,9 @@ def exploration(devi: list[float], shift: float = 0.0, expected: int | None = No
     return {"devi": table, "traj": trajectory, "expected": orm.Int(expected if expected is not None else len(devi))}
 
 
-def run_selection(jobs: dict[str, dict], trust=None, max_labels=3, mode="random", seed=42, skip=0, sanity=None):
+def run_selection(
+    jobs: dict[str, dict], trust=None, max_labels=3, mode="random", seed=42, skip=0, sanity=None, **extra
+):
     kwargs = {f"{kind}__{job}": node for job, nodes in jobs.items() for kind, node in nodes.items()}
     return select_candidates.run_get_node(
         trust=orm.Dict(trust or {"force_lo": 0.05, "force_hi": 0.15}),
@@ -37,6 +41,7 @@ def run_selection(jobs: dict[str, dict], trust=None, max_labels=3, mode="random"
         seed=orm.Int(seed),
         skip_frames=orm.Int(skip),
         sanity=orm.Dict(sanity or {}),
+        **extra,
         **kwargs,
     )
 
@@ -140,3 +145,40 @@ def test_uniform_mode_samples_every_sane_frame_whatever_its_deviation():
     failed = {tuple(pair) for pair in indices.get_array("failed").tolist()}
     assert picked & accurate and picked & failed
     assert all(np.isfinite(DEVI[frame % len(DEVI)]) for _, frame in picked)
+
+
+def three_kinds() -> dict[str, orm.Data]:
+    """12 candidate frames of a 2x2x2 BaTiO3 cell, four of each kind: cubic, Ti off-centred by 0.15 Å along z,
+    strained by 4 % along x; thermal noise of 0.005 Å on every frame; the highest deviation on frame 0 (cubic)."""
+    jobs = exploration([0.14, 0.1, 0.1, 0.1] + [0.1] * 8)
+    positions, cells = jobs["traj"].get_positions(), jobs["traj"].get_cells()
+    titanium = np.array([symbol == "Ti" for symbol in jobs["traj"].symbols])
+    positions[4:8, titanium, 2] += 0.15
+    cells[8:] = cells[8:] @ np.diag([1.04, 1.0, 1.0])
+    positions[8:] = positions[8:] @ np.diag([1.04, 1.0, 1.0])
+    positions += np.random.default_rng(3).normal(0, 0.005, positions.shape)
+    jobs["traj"].set_array("positions", positions)
+    jobs["traj"].set_array("cells", cells)
+    return jobs
+
+
+def labeled_cubic_frames() -> TrainingSetData:
+    atoms = cubic_batio3(repeat=2)
+    coords = atoms.positions + np.random.default_rng(4).normal(0, 0.005, (2, len(atoms), 3))
+    types = np.array([TYPE_MAP.index(symbol) for symbol in atoms.get_chemical_symbols()])
+    frames = LabeledFrames(TYPE_MAP, types, np.array([atoms.cell[:]] * 2), coords, np.zeros(2), np.zeros_like(coords))
+    return TrainingSetData([frames])
+
+
+def test_diverse_mode_takes_one_frame_of_each_kind_from_the_highest_deviation():
+    results, _ = run_selection({"BTO__a": three_kinds()}, mode="diverse", max_labels=3)
+    selected = results["indices"]["BTO"].get_array("selected")[:, 1]
+    assert 0 in selected
+    assert sorted(selected // 4) == [0, 1, 2]
+
+
+def test_diverse_mode_picks_away_from_the_labeled_frames_and_records_them():
+    reference = labeled_cubic_frames()
+    results, node = run_selection({"BTO__a": three_kinds()}, mode="diverse", max_labels=2, reference=reference)
+    assert sorted(results["indices"]["BTO"].get_array("selected")[:, 1] // 4) == [1, 2]
+    assert node.base.links.get_incoming(link_label_filter="reference").one().node.uuid == reference.uuid

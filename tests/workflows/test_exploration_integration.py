@@ -10,9 +10,9 @@ from aiida.engine import submit
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
 from aiida_perovskite.analysis.model_deviation import force_deviation
-from aiida_perovskite.data import DeepPotentialData
+from aiida_perovskite.data import DeepPotentialData, TrainingSetData
 from tests.conftest import await_process, executable
-from tests.helpers import TYPE_MAP, cubic_batio3, train_tiny_model
+from tests.helpers import TYPE_MAP, cubic_batio3, lj_frames, train_tiny_model
 
 LammpsExplore = CalculationFactory("perovskite.lammps.explore")
 Explore = WorkflowFactory("perovskite.explore")
@@ -82,7 +82,9 @@ def test_deviation_rows_match_frames_and_recomputed_deviation(daemon, lmp_code, 
         assert force_deviation(forces) == pytest.approx(reported[frame], abs=1e-6, rel=1e-5)
 
 
-def test_explore_workchain_selects_and_tags(daemon, lmp_code, ensemble):
+@pytest.mark.parametrize("mode", ["random", "diverse"])
+def test_explore_workchain_selects_and_tags(daemon, lmp_code, ensemble, mode):
+    """Both modes pick 5 of the 22 frames; the diverse mode gets the frames already labeled (``reference``)."""
     builder = Explore.get_builder()
     builder.code = lmp_code
     builder.models = ensemble
@@ -93,6 +95,8 @@ def test_explore_workchain_selects_and_tags(daemon, lmp_code, ensemble):
     builder.trust = orm.Dict({"force_lo": 0.0, "force_hi": 1.0e6})  # every frame a candidate
     builder.max_labels = orm.Int(5)
     builder.seed = orm.Int(9)
+    builder.selection_mode = orm.Str(mode)
+    builder.reference = TrainingSetData([lj_frames(nframes=3, repeat=2)])
     builder.options = {"environment_variables": {"OMP_NUM_THREADS": "1"}}
     node = submit(builder)
     node.base.extras.set_many({"campaign": "test-campaign", "iteration": 0})
@@ -118,3 +122,5 @@ def test_explore_workchain_selects_and_tags(daemon, lmp_code, ensemble):
         np.testing.assert_allclose(candidates.get_positions()[row], source.get_positions()[frame])
     velocity_seeds = {e.inputs.velocity_seed.value for e in explorations.values()}
     assert len(velocity_seeds) == 2
+    selection = next(c for c in node.called if c.process_label == "select_candidates")
+    assert ("reference" in selection.inputs) == (mode == "diverse")
