@@ -19,6 +19,7 @@ import yaml
 
 __all__ = (
     "PROFILES_DIR",
+    "BrokerWatch",
     "CodeSpec",
     "SetupError",
     "cached_processes",
@@ -265,3 +266,76 @@ def ensure_daemon(profile, workers: int, report: Report = print) -> None:
             return
     client.start_daemon(number_workers=workers)
     report(f"started the daemon of {profile.name!r} with {workers} worker(s)")
+
+
+class BrokerWatch:
+    """Restarts the daemon when the embedded (ZeroMQ) broker has lost its workers' subscriptions.
+
+    aiida-core 2.9's ZeroMQ broker removes a worker whose connection it judges dead (seen twice on this project's
+    machine, under CPU load far beyond its cores) together with the worker's task subscription; the worker goes on
+    with the processes it holds but never subscribes again, so every process submitted later stays 'created' for
+    ever, without an error. The broker's status file then counts fewer task subscribers than the daemon has
+    workers. A daemon restart makes the workers subscribe again; this client then drops its broker connection
+    and runner, as any long-lived client must after a restart on that stack. RabbitMQ profiles are left alone.
+
+    Call :meth:`check` from a loop that waits for processes; ``grace`` (s) lets freshly started workers subscribe.
+    """
+
+    def __init__(self, grace: float = 60.0, period: float = 10.0, report: Report = print):
+        self.grace = grace
+        self.period = period
+        self.report = report
+        self._since: float | None = None
+        self._probed = -float("inf")
+
+    def check(self) -> bool:
+        """Restart the daemon if the workers have been missing from the broker for ``grace`` s (looked at once per
+        ``period`` s, however often it is called); True if it did."""
+        import time
+
+        if time.monotonic() - self._probed < self.period:
+            return False
+        self._probed = time.monotonic()
+        missing = self.missing_workers()
+        if not missing:
+            self._since = None
+            return False
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if now - self._since < self.grace:
+            return False
+        from aiida.engine.daemon.client import get_daemon_client
+        from aiida.manage import get_manager
+
+        self.report(
+            f"the ZeroMQ broker has lost {missing} daemon worker(s) for {now - self._since:.0f} s (new processes "
+            "would wait for ever): restarting the daemon"
+        )
+        get_daemon_client().restart_daemon(wait=True)
+        manager = get_manager()
+        manager.reset_broker()
+        manager.reset_runner()
+        self._since = None
+        return True
+
+    @staticmethod
+    def missing_workers() -> int:
+        """Running daemon workers without a task subscription at the broker (0 when unknown or not ZeroMQ)."""
+        import time
+
+        from aiida.engine.daemon.client import DaemonException, get_daemon_client
+        from aiida.manage import get_manager
+
+        broker = get_manager().get_broker()
+        client = get_daemon_client()
+        if not hasattr(broker, "probe_service_status") or not client.is_daemon_running:
+            return 0
+        status = broker.probe_service_status()
+        if status.get("error") or time.time() - status.get("timestamp", 0) > 30:  # no live broker: not this fault
+            return 0
+        try:
+            workers = int(client.get_numprocesses(timeout=10)["numprocesses"])
+        except (DaemonException, KeyError, TypeError, ValueError):
+            return 0
+        return max(workers - int(status.get("task_subscribers", workers)), 0)

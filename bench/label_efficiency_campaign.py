@@ -6,7 +6,9 @@ exploration, teacher, training settings, labels per iteration and number of iter
 
 - ``random``: the campaign's rule, random among the frames between the trust levels;
 - ``max_deviation``: the candidates with the highest deviation first;
-- ``uniform``: any explored frame that passes the sanity filter, deviations ignored (naive sampling).
+- ``uniform``: any explored frame that passes the sanity filter, deviations ignored (naive sampling);
+- ``diverse``: farthest-point sampling among the candidates in a radial-fingerprint space, away from the
+  frames the ensemble was trained on.
 
 Every campaign is tested each iteration on one fixed held-out set (``validation.training_set``): frames of the
 teacher's own MD at the campaign's temperatures (ASE Langevin, NVT on the starting cell, the teacher's labels),
@@ -40,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from efficiency import report  # noqa: E402
 
 DEMO = REPO / "examples" / "demo-batio3.yaml"
-STRATEGIES = ("random", "max_deviation", "uniform")
+STRATEGIES = ("random", "max_deviation", "uniform", "diverse")
 
 
 def campaign_file(demo: dict, mode: str, seed: int, iterations: int, validation_pk: int) -> dict:

@@ -172,16 +172,22 @@ def daemon(daemon_client):
 
 
 def await_process(node, timeout: float = 900):
-    """Wait for a submitted process to terminate; fail the test with its report if it does not in time."""
+    """Wait for a submitted process to terminate; fail the test with its report if it does not in time. A daemon
+    whose workers the embedded broker lost is restarted, as ``campaign run`` does, with a warning."""
     import time
+    import warnings
 
     from aiida.cmdline.utils.common import get_workchain_report
 
+    from aiida_perovskite.stack import BrokerWatch
+
+    broker = BrokerWatch(report=warnings.warn)
     start = time.monotonic()
     while not node.is_terminated:
         if time.monotonic() - start > timeout:
             pytest.fail(f"process <{node.pk}> did not finish in {timeout} s:\n{get_workchain_report(node, 'REPORT')}")
         time.sleep(1)
+        broker.check()
     return node
 
 

@@ -9,6 +9,7 @@ import click
 
 from aiida_perovskite.cli.root import cli
 from aiida_perovskite.cli.root import load_aiida_profile as _load_profile
+from aiida_perovskite.stack import BrokerWatch
 
 
 def _campaign_node(pk: int):
@@ -221,8 +222,10 @@ def _watch(node, interval: float) -> None:
         return Group(_status_table(node), Text("\n".join(_activity(node)) or "  (nothing running)"))
 
     with Live(view(), console=_console(), refresh_per_second=1) as live:
+        broker = BrokerWatch(report=live.console.print)
         while not node.is_terminated:
             time.sleep(interval)
+            broker.check()
             live.update(view())
         live.update(view())
     click.echo()

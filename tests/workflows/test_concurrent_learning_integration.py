@@ -71,6 +71,7 @@ def test_every_label_links_to_the_teacher_and_every_decision_is_a_node(converged
             for link in frames:
                 selection = link.node.creator.inputs.trajectory.creator
                 assert selection.process_label == "select_candidates"
+                assert "reference" not in selection.inputs  # only the diverse mode compares with the labeled frames
     assert node.inputs.seed.value == 42
     decisions = [c for c in node.called if c.process_label == "check_convergence"]
     assert len(decisions) == len(node.outputs.history.get_list()) and decisions[-1].outputs.decision["converged"]
