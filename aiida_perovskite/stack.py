@@ -305,14 +305,17 @@ class BrokerWatch:
             self._since = now
         if now - self._since < self.grace:
             return False
-        from aiida.engine.daemon.client import get_daemon_client
+        from aiida.engine.daemon.client import DaemonException, get_daemon_client
         from aiida.manage import get_manager
 
         self.report(
             f"the ZeroMQ broker has lost {missing} daemon worker(s) for {now - self._since:.0f} s (new processes "
             "would wait for ever): restarting the daemon"
         )
-        get_daemon_client().restart_daemon(wait=True)
+        try:
+            get_daemon_client().restart_daemon(wait=True)
+        except DaemonException as error:  # a worker busy in a long step can outlast the call's timeout
+            self.report(f"the daemon did not confirm its restart ({error}); looking again in {self.grace:.0f} s")
         manager = get_manager()
         manager.reset_broker()
         manager.reset_runner()

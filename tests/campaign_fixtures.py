@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import pathlib
 import re
+import traceback
 
 import pytest
 import yaml
@@ -124,7 +125,11 @@ def converged_run(daemon, codes, tmp_path_factory) -> CampaignRun:
     result = CliRunner().invoke(cli, ["campaign", "run", str(path), "--report", str(directory / "report")])
     found = re.search(r"submitted campaign 'cl-test': ConcurrentLearningWorkChain<(\d+)>", result.output)
     assert found, result.output
-    return CampaignRun(orm.load_node(int(found.group(1))), path, result.output, result.exit_code, directory / "report")
+    node = orm.load_node(int(found.group(1)))
+    assert node.is_terminated, f"`campaign run` returned before the campaign ended:\n{result.output}\n" + "".join(
+        traceback.format_exception(*result.exc_info) if result.exc_info else []
+    )
+    return CampaignRun(node, path, result.output, result.exit_code, directory / "report")
 
 
 @pytest.fixture(scope="session")
