@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -291,8 +292,6 @@ class BrokerWatch:
     def check(self) -> bool:
         """Restart the daemon if the workers have been missing from the broker for ``grace`` s (looked at once per
         ``period`` s, however often it is called); True if it did."""
-        import time
-
         if time.monotonic() - self._probed < self.period:
             return False
         self._probed = time.monotonic()
@@ -325,14 +324,13 @@ class BrokerWatch:
     @staticmethod
     def missing_workers() -> int:
         """Running daemon workers without a task subscription at the broker (0 when unknown or not ZeroMQ)."""
-        import time
-
+        from aiida.brokers.zeromq.broker import ZeromqBroker
         from aiida.engine.daemon.client import DaemonException, get_daemon_client
         from aiida.manage import get_manager
 
         broker = get_manager().get_broker()
         client = get_daemon_client()
-        if not hasattr(broker, "probe_service_status") or not client.is_daemon_running:
+        if not isinstance(broker, ZeromqBroker) or not client.is_daemon_running:
             return 0
         status = broker.probe_service_status()
         if status.get("error") or time.time() - status.get("timestamp", 0) > 30:  # no live broker: not this fault
