@@ -23,7 +23,7 @@ def test_daemon_runs_a_submitted_calcjob(aiida_localhost, submit_and_await):
     builder = CalculationFactory("core.arithmetic.add").get_builder()
     builder.code = code
     builder.x, builder.y = Int(3), Int(4)
-    node = submit_and_await(builder)
+    node = submit_and_await(builder, timeout=300)  # aiida's default, 20 s, is short on a loaded 2-core machine
     assert node.is_finished_ok, node.exit_status
     assert node.outputs.sum.value == 7
 
@@ -36,7 +36,7 @@ def test_daemon_process_sees_stored_training_set(aiida_localhost, submit_and_awa
     builder = CalculationFactory("core.arithmetic.add").get_builder()
     builder.code = code
     builder.x, builder.y = Int(training_set.nframes), Int(training_set.pk)
-    node = submit_and_await(submit(builder))
+    node = submit_and_await(submit(builder), timeout=300)
     assert node.outputs.sum.value == 2 + training_set.pk
     assert load_node(training_set.pk).nframes == 2
 
