@@ -292,14 +292,14 @@ class BrokerWatch:
     def check(self) -> bool:
         """Restart the daemon if the workers have been missing from the broker for ``grace`` s (looked at once per
         ``period`` s, however often it is called); True if it did."""
-        if time.monotonic() - self._probed < self.period:
+        now = time.monotonic()
+        if now - self._probed < self.period:
             return False
-        self._probed = time.monotonic()
+        self._probed = now
         missing = self.missing_workers()
         if not missing:
             self._since = None
             return False
-        now = time.monotonic()
         if self._since is None:
             self._since = now
         if now - self._since < self.grace:

@@ -97,6 +97,11 @@ def classify(force_devi: np.ndarray, levels: TrustLevels, virial_devi: np.ndarra
     return classes
 
 
+def _highest_first(pool: np.ndarray, deviations: np.ndarray) -> np.ndarray:
+    """Positions in ``pool`` ordered by the frames' deviation, highest first, ties by frame index."""
+    return np.lexsort((pool, -np.asarray(deviations, dtype=float)[pool]))
+
+
 class Selector(abc.ABC):
     """A selection strategy (as DPGEN2's selectors): the frames it chooses from and how it picks among them.
     A new strategy is a subclass with a ``name`` and an entry in :data:`SELECTORS`."""
@@ -130,8 +135,7 @@ class HighestDeviation(Selector):
     name = "max_deviation"
 
     def pick(self, pool, deviations, max_count, seed):
-        order = np.lexsort((pool, -np.asarray(deviations, dtype=float)[pool]))
-        return pool[order[:max_count]]
+        return pool[_highest_first(pool, deviations)[:max_count]]
 
 
 class UniformFrames(RandomCandidates):
@@ -156,7 +160,7 @@ class DiverseCandidates(RandomCandidates):
     def pick(self, pool, deviations, max_count, seed, fingerprints=None, reference=None):
         if fingerprints is None:
             raise ValueError("diverse selection needs the fingerprints of the frames")
-        first = int(np.lexsort((pool, -np.asarray(deviations, dtype=float)[pool]))[0])
+        first = int(_highest_first(pool, deviations)[0])
         return pool[farthest_point_order(np.asarray(fingerprints)[pool], max_count, reference, first)]
 
 
