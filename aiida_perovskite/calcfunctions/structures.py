@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
@@ -35,10 +36,18 @@ def build_solid_solution(
 
 
 @calcfunction
-def perturb_structures(structure: orm.StructureData, settings: orm.Dict, seed: orm.Int) -> dict:
-    """``perturbed_<i>``: copies with random strain and displacements. ``settings``: count, cell_strain,
-    atom_displacement (Å), volume_scale."""
+def perturb_structures(structure: orm.StructureData, settings: orm.Dict, seed: orm.Int) -> orm.TrajectoryData:
+    """Copies with random strain and displacements, one per frame of a trajectory. ``settings``: count,
+    cell_strain, atom_displacement (Å), volume_scale. One node, not one per copy: storing 1,000 structures and
+    linking them one by one took ~100 s before the first labeling job (docs/benchmarks.md)."""
     copies = perturb(
         structure.get_ase(), seed=seed.value, **Perturbation.model_validate(settings.get_dict()).model_dump()
     )
-    return {f"perturbed_{i}": orm.StructureData(ase=atoms) for i, atoms in enumerate(copies)}
+    trajectory = orm.TrajectoryData()
+    trajectory.set_trajectory(
+        symbols=copies[0].get_chemical_symbols(),
+        positions=np.array([atoms.positions for atoms in copies]),
+        cells=np.array([atoms.cell.array for atoms in copies]),
+        pbc=structure.pbc,
+    )
+    return trajectory

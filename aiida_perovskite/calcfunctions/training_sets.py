@@ -14,9 +14,13 @@ __all__ = ("assemble_training_set", "frames_to_structures", "merge_training_sets
 
 
 @calcfunction
-def frames_to_structures(trajectory: orm.TrajectoryData) -> dict[str, orm.StructureData]:
-    """One StructureData per frame (``frame_0``, ``frame_1``, ...), linked to the trajectory they come from."""
-    return {f"frame_{index}": trajectory.get_step_structure(index) for index in range(trajectory.numsteps)}
+def frames_to_structures(
+    trajectory: orm.TrajectoryData, indices: orm.List | None = None
+) -> dict[str, orm.StructureData]:
+    """One StructureData per frame (``frame_<index>``; all frames, or those of ``indices``), linked to the
+    trajectory they come from."""
+    chosen = indices.get_list() if indices is not None else range(trajectory.numsteps)
+    return {f"frame_{index}": trajectory.get_step_structure(index) for index in chosen}
 
 
 @calcfunction

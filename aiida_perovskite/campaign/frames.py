@@ -122,7 +122,7 @@ def _exploration_origins(label: orm.WorkflowNode) -> dict[str, dict]:
     origins = {}
     for system, candidates in _namespace(label, "trajectories").items():
         selection = candidates.creator
-        if selection is None:
+        if selection is None or selection.process_label != "select_candidates":  # e.g. perturbed copies
             continue
         tables = {
             link.link_label.split("__", 1)[1]: link.node

@@ -55,14 +55,14 @@ class InitDataWorkChain(WorkChain):
     def perturb(self):
         names = sorted(self.inputs.structures)
         seeds = derive_seeds(self.inputs.seed, orm.Int(len(names)))
-        self.ctx.perturbed = {}
-        for index, name in enumerate(names):
-            copies = perturb_structures(self.inputs.structures[name], self.inputs.perturbation, seeds[f"seed_{index}"])
-            self.ctx.perturbed.update({f"{name}_{key.rsplit('_', 1)[1]}": node for key, node in copies.items()})
+        self.ctx.perturbed = {
+            name: perturb_structures(self.inputs.structures[name], self.inputs.perturbation, seeds[f"seed_{index}"])
+            for index, name in enumerate(names)
+        }
 
     def label(self):
         inputs = self.exposed_inputs(LabelWorkChain, "label")
-        inputs["structures"] = self.ctx.perturbed
+        inputs["trajectories"] = self.ctx.perturbed  # frames <system>_<i>, labeled with their system
         inputs["metadata"] = {"call_link_label": "label"}
         node = self.submit(LabelWorkChain, **inputs)
         tag_child(self.node, node, stage="init_data", iteration=0)

@@ -148,19 +148,17 @@ class LabelWorkChain(WorkChain):
         declare(spec, "ERROR_TOO_MANY_FAILURES")
 
     def setup(self):
-        structures = dict(self.inputs.get("structures", {}))
+        # per frame the pk of its StructureData (pks, not nodes: the context is checkpointed after every step, and
+        # 1,000 node references made it 113 KB); a trajectory's frames get theirs just before they are launched
+        self.ctx.structures = {name: node.pk for name, node in self.inputs.get("structures", {}).items()}
         self.ctx.sources = {}
         for name, trajectory in self.inputs.get("trajectories", {}).items():
-            frames = frames_to_structures(trajectory)
-            for key in sorted(frames, key=_index):
-                frame = f"{name}_{key.split('_')[-1]}"
-                structures[frame] = frames[key]
-                self.ctx.sources[frame] = name
-        # PKs, not nodes: the context is checkpointed after every step, and 1,000 node references made it 113 KB
-        self.ctx.structures = {name: node.pk for name, node in structures.items()}
+            for index in range(trajectory.numsteps):
+                self.ctx.structures[f"{name}_{index}"] = None
+                self.ctx.sources[f"{name}_{index}"] = name
         protocol, overrides = engine_settings(self.inputs)
         size = get_engine(self.inputs.engine.value).batch_size(protocol, overrides)
-        names = sorted(structures)
+        names = sorted(self.ctx.structures)
         self.ctx.pending = [names[start : start + size] for start in range(0, len(names), size)]
         # per part not yet assembled, its batches (by their first frame; consecutive, as self.ctx.jobs will be);
         # per assembled part, the pk of its set (None: no labels) and its failed frames
@@ -180,6 +178,7 @@ class LabelWorkChain(WorkChain):
         protocol, overrides = engine_settings(self.inputs)
         free = self.inputs.max_concurrent.value - len(self.ctx.running)
         launching, self.ctx.pending = self.ctx.pending[:free], self.ctx.pending[free:]
+        self._make_structures(launching)
         for names in launching:
             builder = engine.get_batch_builder(
                 self.inputs.code,
@@ -213,6 +212,22 @@ class LabelWorkChain(WorkChain):
         if self._awaitables and self.state == ProcessState.WAITING:
             self._awaitables.clear()
             self.resume()
+
+    def _make_structures(self, launching: list[list[str]]) -> None:
+        """StructureData for the trajectory frames about to be launched and, with them, the next ones in launch
+        order up to ``FRAMES_PER_PART``: converted in parts while earlier jobs run, not all before the first."""
+        made = self.ctx.structures
+        upcoming = [name for batch in launching + self.ctx.pending for name in batch if made[name] is None]
+        needed = sum(made[name] is None for batch in launching for name in batch)
+        indices: dict[str, list[int]] = {}
+        for name in upcoming[: max(needed, FRAMES_PER_PART)]:
+            indices.setdefault(self.ctx.sources[name], []).append(_index(name))
+        for source, chosen in indices.items():
+            trajectory = self.inputs.trajectories[source]
+            whole = len(chosen) == trajectory.numsteps  # the usual case (selected candidates): no index list
+            frames = frames_to_structures(trajectory, **({} if whole else {"indices": orm.List(sorted(chosen))}))
+            for key, node in frames.items():
+                self.ctx.structures[f"{source}_{_index(key)}"] = node.pk
 
     def _assemble_ended_parts(self) -> None:
         """Assemble the labels of every part whose jobs have all ended (launched and no longer running)."""

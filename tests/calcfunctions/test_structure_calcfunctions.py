@@ -9,7 +9,7 @@ from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 
 from aiida_perovskite.calcfunctions.structures import build_solid_solution, perturb_structures
-from aiida_perovskite.structures import parent_cell
+from aiida_perovskite.structures import parent_cell, perturb
 from aiida_perovskite.workflows.init_data import InitDataWorkChain
 
 
@@ -30,8 +30,17 @@ def test_perturb_structures_is_seeded():
     settings = orm.Dict({"count": 3, "cell_strain": 0.02, "atom_displacement": 0.04})
     first = perturb_structures(structure, settings, orm.Int(5))
     again = perturb_structures(structure, settings, orm.Int(5))
-    assert sorted(first) == ["perturbed_0", "perturbed_1", "perturbed_2"]
-    np.testing.assert_array_equal(first["perturbed_2"].get_ase().positions, again["perturbed_2"].get_ase().positions)
+    other = perturb_structures(structure, settings, orm.Int(6))
+    assert first.numsteps == 3 and list(first.symbols) == list(structure.get_ase().get_chemical_symbols())
+    np.testing.assert_array_equal(first.get_positions(), again.get_positions())
+    np.testing.assert_array_equal(first.get_cells(), again.get_cells())
+    assert not np.allclose(first.get_positions(), other.get_positions())
+    copies = perturb(structure.get_ase(), count=3, seed=5, cell_strain=0.02, atom_displacement=0.04)
+    for index, copy in enumerate(copies):  # each frame is the copy the seeded perturbation makes, cell included
+        frame = first.get_step_structure(index)
+        np.testing.assert_allclose(frame.get_ase().positions, copy.positions)
+        np.testing.assert_allclose(frame.cell, copy.cell.array)
+        assert frame.pbc == (True, True, True)
 
 
 @pytest.mark.parametrize(

@@ -451,8 +451,9 @@ def test_label_jobs_stream_a_free_slot_is_refilled_while_a_slow_job_still_runs(d
 @pytest.mark.slow
 @pytest.mark.daemon
 def test_labels_are_assembled_in_parts_while_later_jobs_run_and_merge_to_the_one_set(daemon, teacher_code):
-    """60 frames in jobs of 26, one at a time: the first part (the 52 frames of the first two jobs) is assembled
-    before the third job ends, and the merged output is the set one assembly of all labels makes."""
+    """60 frames of a trajectory in jobs of 26, one at a time: the frames become structures 50 at a time as the
+    jobs need them (the last 10 after the first job started); the first part (the 52 frames of the first two jobs)
+    is assembled before the third job ends, and the merged output is the set one assembly of all labels makes."""
     from aiida.common.links import LinkType
     from aiida.engine import submit
 
@@ -465,17 +466,29 @@ def test_labels_are_assembled_in_parts_while_later_jobs_run_and_merge_to_the_one
     builder = LabelWorkChain.get_builder()
     builder.engine, builder.code, builder.engine_inputs = orm.Str("teacher"), teacher_code, teacher_inputs(MF0)
     builder.protocol, builder.overrides = orm.Str("fast"), orm.Dict({"batch_size": 26})
-    builder.structures = {f"f{i:02d}": orm.StructureData(ase=off_centre(0.002 * i)) for i in range(60)}
+    frames = [orm.StructureData(ase=off_centre(0.002 * i)) for i in range(60)]
+    builder.trajectories = {"f": orm.TrajectoryData(structurelist=frames)}
     builder.max_concurrent = orm.Int(1)
     node = await_process(submit(builder), timeout=600)
     assert node.is_finished_ok, node.exit_message
+    jobs = sorted((job for job in node.called if job.process_label == "TeacherLabelCalculation"), key=lambda j: j.pk)
+    assert [len(job.base.extras.get("frames")) for job in jobs] == [26, 26, 8]
+    conversions = sorted((c for c in node.called if c.process_label == "frames_to_structures"), key=lambda c: c.pk)
+    made = [sorted(int(key.split("_")[1]) for key in conversion.outputs) for conversion in conversions]
+    launch_order = sorted(range(60), key=lambda i: f"f_{i}")  # frames are launched in the order of their names
+    assert made == [sorted(launch_order[:50]), sorted(launch_order[50:])]
+    assert jobs[0].ctime < conversions[1].ctime < jobs[1].ctime
+    for job in jobs:  # every labeled structure is a frame of the trajectory, linked to it
+        for name, structure in job.inputs.structures.items():
+            conversion = structure.creator
+            assert conversion.inputs.trajectory.uuid == builder.trajectories["f"].uuid
+            index = int(name.split("_")[1])
+            np.testing.assert_allclose(structure.get_ase().positions, frames[index].get_ase().positions)
 
     merged = node.outputs.training_set
     assert merged.nframes == 60 and merged.creator.process_label == "merge_training_sets"
     parts = {link.link_label: link.node for link in merged.creator.base.links.get_incoming(link_type=calc_input).all()}
     assert {label: part.nframes for label, part in parts.items()} == {"part_0000": 52, "part_0001": 8}
-    jobs = sorted((job for job in node.called if job.process_label == "TeacherLabelCalculation"), key=lambda j: j.pk)
-    assert [len(job.base.extras.get("frames")) for job in jobs] == [26, 26, 8]
     assert parts["part_0000"].creator.ctime < jobs[2].mtime  # assembled while the last job still ran
 
     labels = {
