@@ -219,6 +219,8 @@ class LabelWorkChain(WorkChain):
         made = self.ctx.structures
         upcoming = [name for batch in launching + self.ctx.pending for name in batch if made[name] is None]
         needed = sum(made[name] is None for batch in launching for name in batch)
+        if not needed:
+            return
         indices: dict[str, list[int]] = {}
         for name in upcoming[: max(needed, FRAMES_PER_PART)]:
             indices.setdefault(self.ctx.sources[name], []).append(_index(name))
