@@ -1,8 +1,8 @@
 """Phase of a ferroelectric perovskite from NPT MD time series: block averages with statistical errors, the
 cubic/tetragonal/orthorhombic/rhombohedral decision, and transition temperatures (no AiiDA).
 
-Rules (science brief, section 3), applied to the sorted magnitudes p1 >= p2 >= p3 of the mean polar vector
-(the robust signal) or, without it, to the sorted pseudocubic lengths and the cell angles:
+Rules (science brief, section 3), applied to the sorted magnitudes p1 >= p2 >= p3 of the polar vector (the robust
+signal) or, without it, to the sorted pseudocubic lengths and the cell angles:
 
 | phase | polar components | lengths | angles |
 |---|---|---|---|
@@ -15,6 +15,12 @@ A quantity is *non-zero* when it exceeds ``sigma`` standard errors of its block 
 (``min_polar``, ``min_strain``, ``min_angle``); it is *zero* when the errors are small enough that the floor
 would have been detected; otherwise the evidence is within the noise and the phase is ``uncertain``. Two
 values are *equal* when they differ by less than ``sigma`` combined errors plus ``tolerance`` of their size.
+
+The polar magnitudes are sorted frame by frame before they are averaged (:func:`canonical_polar`), as Zhong,
+Vanderbilt and Rabe did for the local modes of BaTiO3 (Phys. Rev. B 52, 6301 (1995)): a cell of a few hundred
+atoms switches between the symmetry-equivalent directions of its phase during a run (a tetragonal cell's axis from
+[001] to [010], say), and the average of the raw vector then shrinks towards zero in the components that switched,
+where the average of the sorted magnitudes keeps the phase's signature.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = (
     "Estimate",
     "PhaseCriteria",
     "block_average",
+    "canonical_polar",
     "classify_lattice",
     "classify_polar",
     "hysteresis",
@@ -65,6 +72,10 @@ class PhaseCriteria:
     # cell counts as non-polar (science brief, section 4); a 3x3x3 cell's paraelectric mean fluctuates by
     # ~0.01 Å per block, so a tighter floor leaves every paraelectric run "uncertain"
     min_polar: float = 0.05
+    # largest frame-to-frame spread (standard deviation / mean) of a sorted polar magnitude that counts as a
+    # polarization: fluctuations about zero, folded by the sorting, have 0.44 for the largest of the three (Gaussian
+    # noise), so a hot small cell is not read as polar; a polarization p with fluctuations s has ~s/p (p > 3s passes)
+    max_polar_spread: float = 0.35
     min_strain: float = 1e-3  # smallest relative length difference that counts
     min_angle: float = 0.03  # degrees
 
@@ -77,24 +88,55 @@ def _state(value: float, error: float, floor: float, sigma: float) -> str:
     return UNCERTAIN
 
 
-def _equal(a: float, b: float, error: float, criteria: PhaseCriteria) -> bool:
-    return abs(a - b) <= criteria.sigma * error + criteria.tolerance * max(abs(a), abs(b))
+def _equal(a: float, b: float, error: float, criteria: PhaseCriteria, split: float = 0.0) -> bool:
+    return abs(a - b) <= criteria.sigma * error + criteria.tolerance * max(abs(a), abs(b)) + split
+
+
+# Sorting splits equal magnitudes: the largest and the smallest of k equal components with frame-to-frame
+# fluctuations s differ on average by the expected range of k normal samples
+NORMAL_RANGE = {1: 0.0, 2: 2 / np.sqrt(np.pi), 3: 1.6926}
+
+
+def canonical_polar(polar: np.ndarray) -> np.ndarray:
+    """Per frame the magnitudes of the polar vector's components, largest first: the one representative of the 48
+    directions the cubic point group makes equivalent, so a switch between them leaves it unchanged."""
+    return -np.sort(-np.abs(np.asarray(polar, dtype=float)), axis=1)
+
+
+def _polar_state(magnitude: float, error: float, spread: float, criteria: PhaseCriteria) -> str:
+    state = _state(magnitude, error, criteria.min_polar, criteria.sigma)
+    if state == "nonzero" and spread > criteria.max_polar_spread:
+        return UNCERTAIN  # above the floor, but spread as folded fluctuations about zero are
+    return state
 
 
 def classify_polar(polar: np.ndarray, criteria: PhaseCriteria = PhaseCriteria(), blocks: int = 5) -> dict:
-    """Phase from the time series (n, 3) of the mean polar vector (or mean B-cation displacement)."""
-    estimate = block_average(polar, blocks)
-    order = np.argsort(-np.abs(estimate.mean))
-    magnitudes, errors = np.abs(estimate.mean)[order], estimate.error[order]
-    states = [_state(m, e, criteria.min_polar, criteria.sigma) for m, e in zip(magnitudes, errors, strict=True)]
+    """Phase from the time series (n, 3) of the mean polar vector (or mean B-cation displacement): the number of
+    non-zero sorted magnitudes and whether they are equal. ``mean``/``error`` are the raw vector's average (its
+    direction), ``magnitudes``/``magnitude_errors``/``spreads`` the sorted magnitudes that decide."""
+    vector = block_average(polar, blocks)
+    canonical = canonical_polar(polar)
+    estimate = block_average(canonical, blocks)
+    magnitudes, errors = estimate.mean, estimate.error
+    spreads = canonical.std(axis=0) / np.maximum(magnitudes, np.finfo(float).tiny)
+    states = [_polar_state(*values, criteria) for values in zip(magnitudes, errors, spreads, strict=True)]
     label = UNCERTAIN
     count = states.count("nonzero")
     if UNCERTAIN not in states[count:] and states[:count] == ["nonzero"] * count:
         leading = magnitudes[:count]
         combined = float(np.sqrt((errors[:count] ** 2).sum())) if count else 0.0
-        if all(_equal(leading[0], m, combined, criteria) for m in leading):
+        split = NORMAL_RANGE[count] * float(np.sqrt(canonical[:, :count].var(axis=0).mean())) if count else 0.0
+        if all(_equal(leading[0], m, combined, criteria, split) for m in leading):
             label = {0: "C", 1: "T", 2: "O", 3: "R"}[count]
-    return {"label": label, "mean": estimate.mean.tolist(), "error": estimate.error.tolist(), "states": states}
+    return {
+        "label": label,
+        "mean": vector.mean.tolist(),
+        "error": vector.error.tolist(),
+        "magnitudes": magnitudes.tolist(),
+        "magnitude_errors": errors.tolist(),
+        "spreads": spreads.tolist(),
+        "states": states,
+    }
 
 
 def classify_lattice(

@@ -70,7 +70,11 @@ def summarise_phases(settings: orm.Dict, **runs: orm.Data) -> dict:
         )
         polar_result = classify_polar(polar, criteria, min(values.get("blocks", 5), len(polar)))
         row.update(
-            phase=polar_result["label"], polar_vector=polar_result["mean"], polar_vector_error=polar_result["error"]
+            phase=polar_result["label"],
+            polar_vector=polar_result["mean"],
+            polar_vector_error=polar_result["error"],
+            polar_magnitudes=polar_result["magnitudes"],
+            polar_magnitude_errors=polar_result["magnitude_errors"],
         )
         rows.append(row)
     found = transitions([row["temperature"] for row in rows], [row["phase"] for row in rows])

@@ -213,17 +213,18 @@ def _analysis_section(campaign: orm.WorkChainNode, directory: pathlib.Path) -> l
         "",
         f"NPT MD ({campaign.inputs.phase_diagram.mode.value}) of a {'x'.join(map(str, repeats))} supercell "
         f"({len(structure.sites)} atoms) with the final model; pseudocubic lattice constants (Å) and cell angles "
-        "(°) averaged over the production part, the mean B-cation displacement (Å) and the phase the project's "
-        "classifier gives (`analysis/phases.py`).",
+        "(°) averaged over the production part, the mean B-cation displacement (Å), the averages of its magnitudes "
+        "sorted frame by frame, and the phase the project's classifier gives from them (`analysis/phases.py`).",
         "",
-        "| T (K) | phase | from the lattice | a, b, c (Å) | angles (°) | polar vector (Å) |",
-        "|---|---|---|---|---|---|",
+        "| T (K) | phase | from the lattice | a, b, c (Å) | angles (°) | polar vector (Å) | sorted \\|p\\| (Å) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
         polar = _vector(row["polar_vector"]) if "polar_vector" in row else "-"
+        magnitudes = _vector(row["polar_magnitudes"]) if "polar_magnitudes" in row else "-"
         lines.append(
             f"| {row['temperature']:g} | {row['phase']} | {row['phase_from_lattice']} | {_vector(row['lattice'])} | "
-            f"{_vector(row['angles'], 2)} | {polar} |"
+            f"{_vector(row['angles'], 2)} | {polar} | {magnitudes} |"
         )
     lines += [
         "",

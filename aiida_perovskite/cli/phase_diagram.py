@@ -197,14 +197,19 @@ def _row_text(row: dict) -> str:
     lattice = " ".join(f"{v:.4f}" for v in row["lattice"])
     angles = " ".join(f"{v:.2f}" for v in row["angles"])
     polar = " ".join(f"{v:+.3f}" for v in row.get("polar_vector", [])) or "-"
-    return f"{row['temperature']:7.1f}  {row['phase']:10s} {row['phase_from_lattice']:10s} {lattice}  {angles}  {polar}"
+    sorted_polar = " ".join(f"{v:.3f}" for v in row.get("polar_magnitudes", [])) or "-"
+    return (
+        f"{row['temperature']:7.1f}  {row['phase']:10s} {row['phase_from_lattice']:10s} {lattice}  {angles}  "
+        f"{polar}  {sorted_polar}"
+    )
 
 
 @phase_diagram.command("show")
 @click.argument("pks", nargs=-1, type=int, required=True)
 def show(pks: tuple[int, ...]) -> None:
-    """Per temperature: phase (from the polar vector and from the lattice), pseudocubic lattice (Å), angles (°)
-    and the mean B-cation displacement (Å); the transitions with their brackets, and the hysteresis between a
+    """Per temperature: phase (from the polar vector and from the lattice), pseudocubic lattice (Å), angles (°),
+    the mean B-cation displacement (Å) and the averages of its magnitudes sorted frame by frame, which decide the
+    phase (analysis/phases.py); the transitions with their brackets, and the hysteresis between a
     heating and a cooling ladder.
 
     \b
@@ -223,7 +228,10 @@ def show(pks: tuple[int, ...]) -> None:
         mode = node.inputs.mode.value
         ladders[mode] = table
         click.secho(f"{node.label or mode} <{pk}>", bold=True)
-        click.echo("      T  phase      lattice    a b c (Å)                 angles (°)             polar (Å)")
+        click.echo(
+            "      T  phase      lattice    a b c (Å)                 angles (°)             polar (Å)"
+            "                |p| sorted per frame (Å)"
+        )
         for row in table["rows"]:
             click.echo(_row_text(row))
         for found in table["transitions"]:
