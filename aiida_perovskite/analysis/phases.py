@@ -72,10 +72,13 @@ class PhaseCriteria:
     # cell counts as non-polar (science brief, section 4); a 3x3x3 cell's paraelectric mean fluctuates by
     # ~0.01 Å per block, so a tighter floor leaves every paraelectric run "uncertain"
     min_polar: float = 0.05
-    # largest frame-to-frame spread (standard deviation / mean) of a sorted polar magnitude that counts as a
-    # polarization: fluctuations about zero, folded by the sorting, have 0.44 for the largest of the three (Gaussian
-    # noise), so a hot small cell is not read as polar; a polarization p with fluctuations s has ~s/p (p > 3s passes)
+    # frame-to-frame spread (standard deviation / mean) of a sorted polar magnitude: a polarization p with
+    # fluctuations s has ~s/p, and counts up to max_polar_spread (p > 3s); fluctuations about zero, folded by the
+    # sorting, have 0.44 (the largest of three Gaussian components) to 0.85 (the smallest), so from noise_spread on
+    # a magnitude above the floor is taken for the fluctuations of a hot small cell: zero if the unsorted average
+    # vector is zero, else uncertain; in between the two spreads, uncertain
     max_polar_spread: float = 0.35
+    noise_spread: float = 0.40
     min_strain: float = 1e-3  # smallest relative length difference that counts
     min_angle: float = 0.03  # degrees
 
@@ -103,11 +106,13 @@ def canonical_polar(polar: np.ndarray) -> np.ndarray:
     return -np.sort(-np.abs(np.asarray(polar, dtype=float)), axis=1)
 
 
-def _polar_state(magnitude: float, error: float, spread: float, criteria: PhaseCriteria) -> str:
+def _polar_state(magnitude: float, error: float, spread: float, vector_is_zero: bool, criteria: PhaseCriteria) -> str:
     state = _state(magnitude, error, criteria.min_polar, criteria.sigma)
-    if state == "nonzero" and spread > criteria.max_polar_spread:
-        return UNCERTAIN  # above the floor, but spread as folded fluctuations about zero are
-    return state
+    if state == "zero" or spread <= criteria.max_polar_spread:
+        return state
+    if spread >= criteria.noise_spread and vector_is_zero:
+        return "zero"
+    return UNCERTAIN
 
 
 def classify_polar(polar: np.ndarray, criteria: PhaseCriteria = PhaseCriteria(), blocks: int = 5) -> dict:
@@ -119,7 +124,13 @@ def classify_polar(polar: np.ndarray, criteria: PhaseCriteria = PhaseCriteria(),
     estimate = block_average(canonical, blocks)
     magnitudes, errors = estimate.mean, estimate.error
     spreads = canonical.std(axis=0) / np.maximum(magnitudes, np.finfo(float).tiny)
-    states = [_polar_state(*values, criteria) for values in zip(magnitudes, errors, spreads, strict=True)]
+    vector_is_zero = all(
+        _state(m, e, criteria.min_polar, criteria.sigma) == "zero"
+        for m, e in zip(vector.mean, vector.error, strict=True)
+    )
+    states = [
+        _polar_state(*values, vector_is_zero, criteria) for values in zip(magnitudes, errors, spreads, strict=True)
+    ]
     label = UNCERTAIN
     count = states.count("nonzero")
     if UNCERTAIN not in states[count:] and states[:count] == ["nonzero"] * count:

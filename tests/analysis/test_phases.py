@@ -79,7 +79,11 @@ def test_fluctuations_about_zero_above_the_floor_are_not_read_as_polar(noise):
     polar = RNG.normal(0, noise, (N, 3))
     result = classify_polar(polar)
     assert result["magnitudes"][0] > 0.05  # above the floor: only the spread tells
-    assert result["label"] == "uncertain"
+    assert result["label"] == "C"
+
+
+def test_a_polarization_as_large_as_its_fluctuations_is_uncertain():
+    assert classify_polar(series([0, 0, 0.07], 0.035))["label"] == "uncertain"  # spread ~0.4: neither T nor C
 
 
 def test_signal_inside_the_noise_is_uncertain():
